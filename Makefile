@@ -1,0 +1,44 @@
+# Two commands for a newcomer: `make run` and `make test`. Both build .venv from nothing when it is missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SHARED_WEIGHTS := ../shared/weights/vgg19_features_fp16.pth
+SHARED_IMAGES := ../shared/images
+
+.PHONY: install run test lint demo bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+# torch and torchvision first and pinned, so pip takes the builds on this machine's disk.
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1 || $(BIN)/pip install -q "torch>=2.2,<2.15" "torchvision>=0.17,<0.30"
+	$(BIN)/pip install -q -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	@test -f .env || { echo "No .env found: copy .env.example to .env and set DISCORD_TOKEN."; exit 2; }
+	$(BIN)/python -m bot
+
+lint: $(STAMP)
+	$(BIN)/ruff check nst_engine bot tests benchmarks
+
+test: lint
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+demo: $(STAMP)
+	mkdir -p out
+	$(BIN)/nst $(SHARED_IMAGES)/content/chelsea.png $(SHARED_IMAGES)/style/starry_night.jpg \
+		-o out/demo.png --preset fast --loss-plot out/demo-losses.png \
+		$$(test -f $(SHARED_WEIGHTS) && echo --weights $(SHARED_WEIGHTS))
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.engine_vs_tutorial
+	$(BIN)/python -m benchmarks.pool_overhead
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .ruff_cache

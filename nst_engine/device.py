@@ -1,0 +1,60 @@
+"""Choosing the torch device and whether bfloat16 autocast pays off on it."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+
+import torch
+
+from nst_engine.errors import OptionsError
+
+
+def resolve_device(spec: str | torch.device | None = None) -> torch.device:
+    """``auto`` (default, or env ``NST_DEVICE``) picks the first CUDA device when there is one, else the CPU."""
+    if isinstance(spec, torch.device):
+        return spec
+    spec = (spec or os.environ.get("NST_DEVICE") or "auto").strip().lower()
+    if spec == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError as exc:
+        raise OptionsError(f"unknown device {spec!r}; use auto, cpu, cuda or cuda:N") from exc
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise OptionsError(f"device {spec!r} was asked for, but CUDA is not available on this machine")
+        index = device.index or 0
+        if index >= torch.cuda.device_count():
+            raise OptionsError(f"device {spec!r} does not exist: this machine has {torch.cuda.device_count()} GPU(s)")
+        return torch.device("cuda", index)
+    if device.type != "cpu":
+        raise OptionsError(f"unsupported device {spec!r}; use auto, cpu, cuda or cuda:N")
+    return device
+
+
+@lru_cache(maxsize=None)
+def _cpu_has_fast_bf16() -> bool:
+    """True when the CPU runs bf16 matrix work natively (AVX512-BF16 or AMX), where oneDNN makes it pay off."""
+    probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+    cpu_mod = getattr(torch._C, "_cpu", None)
+    for name in probes:
+        probe = getattr(cpu_mod, name, None)
+        try:
+            if probe is not None and probe():
+                return True
+        except RuntimeError:
+            continue
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            flags = fh.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """Whether bf16 autocast is both available and fast on ``device``."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and torch.backends.mkldnn.is_available() and _cpu_has_fast_bf16()

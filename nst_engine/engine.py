@@ -1,0 +1,484 @@
+"""The style-transfer engine: ``load_vgg`` and ``stylize``.
+
+Gatys et al. (arXiv 1508.06576): optimise the pixels of an image so that its VGG19 features match the content image
+at relu4_2 and its Gram matrices match the style image(s) at relu1_1..relu5_1, plus a total-variation term. This
+implementation works coarse to fine (each scale starts from the upsampled result of the previous one), runs the VGG
+passes in bfloat16 with channels-last layout where that is fast, and keeps Gram matrices and losses in float32.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from nst_engine import color
+from nst_engine.device import bf16_supported, resolve_device
+from nst_engine.errors import Cancelled, ImageTooSmallError, OptionsError
+from nst_engine.losses import blend_grams, content_loss, gram_matrix, style_loss, tv_loss
+from nst_engine.presets import CONTENT_LAYER, STYLE_LAYERS, Preset, get_preset
+from nst_engine.types import (
+    HistoryPoint,
+    LossSummary,
+    LossTerms,
+    ProgressCallback,
+    ProgressEvent,
+    StopCallback,
+    StyleOptions,
+    StyleResult,
+)
+from nst_engine.vgg import VGGFeatures
+from nst_engine.weights import load_features, weights_spec
+
+log = logging.getLogger("nst_engine")
+
+MIN_SIDE = 32  # relu5_1 sits behind four 2x poolings: below 32 px it sees less than 2x2 positions
+MAX_SIZE = 4096
+HISTORY_POINTS = 200  # the loss history is downsampled to about this many points
+PREVIEW_SIDE = 256
+
+
+def load_vgg(weights: str | Path | None = None, device: str | torch.device | None = None) -> VGGFeatures:
+    """Load the VGG19 feature extractor onto ``device``. Slow (seconds): load once and pass it to ``stylize``.
+
+    ``weights``: ``imagenet`` (default, or env NST_WEIGHTS; torchvision's download, cached), a path to a state_dict
+    of ``vgg19().features`` (float16 or float32), or ``random`` (tests only). ``device``: auto | cpu | cuda | cuda:N
+    (default env NST_DEVICE, else auto).
+    """
+    target = resolve_device(device)
+    model = load_features(weights)
+    return model.to(target, memory_format=torch.channels_last)
+
+
+_default_models: dict[tuple[str, str], VGGFeatures] = {}
+_default_lock = threading.Lock()
+
+
+def _cached_model(weights: str | Path | None, device: str | torch.device | None) -> VGGFeatures:
+    key = (weights_spec(weights), str(resolve_device(device)))
+    with _default_lock:
+        if key not in _default_models:
+            _default_models[key] = load_vgg(key[0], key[1])
+        return _default_models[key]
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """A preset with the caller's overrides applied and checked."""
+
+    preset: Preset
+    options: StyleOptions
+    size: int
+    optimizer: str
+    tv_weight: float
+    style_weights: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class _Scale:
+    width: int
+    height: int
+    iterations: int
+
+    @property
+    def pixels(self) -> int:
+        return self.width * self.height
+
+
+def resolve_options(options: StyleOptions | None = None, **overrides: object) -> StyleOptions:
+    """``options`` with keyword overrides applied; unknown names raise OptionsError."""
+    base = options or StyleOptions()
+    names = {f.name for f in dataclasses.fields(StyleOptions)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise OptionsError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
+    return dataclasses.replace(base, **overrides) if overrides else base
+
+
+def _settings(options: StyleOptions, n_styles: int) -> _Settings:
+    preset = get_preset(options.preset)
+    size = options.size if options.size is not None else preset.size
+    if not MIN_SIDE <= size <= MAX_SIZE:
+        raise OptionsError(f"size must be between {MIN_SIDE} and {MAX_SIZE} px, got {size}")
+    if not (math.isfinite(options.strength) and 0 < options.strength <= 100):
+        raise OptionsError(f"strength must be a number in (0, 100], got {options.strength}")
+    if not (math.isfinite(options.style_scale) and 0.1 <= options.style_scale <= 4):
+        raise OptionsError(f"style_scale must be between 0.1 and 4, got {options.style_scale}")
+    if options.iterations is not None and not 1 <= options.iterations <= 10_000:
+        raise OptionsError(f"iterations must be between 1 and 10000, got {options.iterations}")
+    if options.init not in ("content", "noise"):
+        raise OptionsError(f"init must be 'content' or 'noise', got {options.init!r}")
+    if options.precision not in ("auto", "bf16", "fp32"):
+        raise OptionsError(f"precision must be auto, bf16 or fp32, got {options.precision!r}")
+    optimizer = options.optimizer or preset.optimizer
+    if optimizer not in ("adam", "lbfgs"):
+        raise OptionsError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
+    tv_weight = options.tv_weight if options.tv_weight is not None else preset.tv_weight
+    if not (math.isfinite(tv_weight) and tv_weight >= 0):
+        raise OptionsError(f"tv_weight must be >= 0, got {tv_weight}")
+    if n_styles < 1:
+        raise OptionsError("at least one style image is needed")
+    weights = options.style_weights or (1.0,) * n_styles
+    if len(weights) != n_styles:
+        raise OptionsError(f"{len(weights)} style weights given for {n_styles} style images")
+    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
+        raise OptionsError("style weights must be non-negative numbers with a positive sum")
+    total = sum(weights)
+    return _Settings(
+        preset=preset,
+        options=options,
+        size=size,
+        optimizer=optimizer,
+        tv_weight=tv_weight,
+        style_weights=tuple(w / total for w in weights),
+    )
+
+
+def _fit(width: int, height: int, long_side: int) -> tuple[int, int]:
+    """(w, h) with the given long side and the aspect ratio of (width, height)."""
+    if width >= height:
+        return long_side, max(1, round(height * long_side / width))
+    return max(1, round(width * long_side / height)), long_side
+
+
+def plan_scales(width: int, height: int, settings: _Settings) -> list[_Scale]:
+    """Coarse-to-fine schedule for a content image of (width, height)."""
+    preset, options = settings.preset, settings.options
+    final_w, final_h = _fit(width, height, settings.size)
+    if min(final_w, final_h) < MIN_SIDE:
+        raise ImageTooSmallError(
+            f"at {settings.size} px the output would be {final_w}x{final_h}; each side must be at least {MIN_SIDE} px "
+            "(use a larger size or a less elongated content image)",
+            role="content image",
+        )
+    sides = [settings.size]
+    while len(sides) < len(preset.iterations):
+        side = round(sides[-1] / preset.scale_factor)
+        w, h = _fit(width, height, side)
+        if side < preset.min_size or min(w, h) < MIN_SIDE:
+            break
+        sides.append(side)
+    sides.reverse()
+    counts = list(preset.iterations[-len(sides) :])
+    if options.iterations is not None:  # keep the schedule's shape, rescaled to the requested final count
+        ratio = options.iterations / preset.iterations[-1]
+        counts = [max(1, round(c * ratio)) for c in counts]
+    return [_Scale(*_fit(width, height, side), iterations=n) for side, n in zip(sides, counts, strict=True)]
+
+
+def _to_tensor(image: Image.Image, device: torch.device) -> torch.Tensor:
+    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
+    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).to(device)
+
+
+def _to_image(tensor: torch.Tensor) -> Image.Image:
+    array = tensor.detach().squeeze(0).clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(np.ascontiguousarray(array), "RGB")
+
+
+def _resize(tensor: torch.Tensor, width: int, height: int) -> torch.Tensor:
+    """Antialiased bicubic resize (downscaling without aliasing, smooth upscaling), clamped to [0, 1]."""
+    if tensor.shape[-2:] == (height, width):
+        return tensor
+    antialias = width < tensor.shape[-1] or height < tensor.shape[-2]
+    out = F.interpolate(tensor, size=(height, width), mode="bicubic", align_corners=False, antialias=antialias)
+    return out.clamp(0, 1)
+
+
+def _cl(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor.contiguous(memory_format=torch.channels_last)
+
+
+class _Objective:
+    """The weighted Gatys objective at one scale, with targets computed once."""
+
+    def __init__(
+        self,
+        model: VGGFeatures,
+        content: torch.Tensor,
+        styles: list[torch.Tensor],
+        settings: _Settings,
+        use_bf16: bool,
+    ) -> None:
+        self.model = model
+        self.use_bf16 = use_bf16
+        preset = settings.preset
+        self.content_weight = preset.content_weight
+        self.style_weight = preset.style_weight * settings.options.strength
+        self.tv_weight = settings.tv_weight
+        layer_weights = preset.style_layer_weights
+        self.layer_weights = {name: w / sum(layer_weights) for name, w in zip(STYLE_LAYERS, layer_weights, strict=True)}
+        self.layers = (*STYLE_LAYERS, CONTENT_LAYER)
+        with torch.no_grad():
+            self.content_target = self._features(content, (CONTENT_LAYER,))[CONTENT_LAYER].float()
+            per_style = [self._features(style, STYLE_LAYERS) for style in styles]
+            self.gram_targets = {
+                name: blend_grams([gram_matrix(f[name]) for f in per_style], list(settings.style_weights))
+                for name in STYLE_LAYERS
+            }
+
+    def _features(self, image: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        device_type = image.device.type
+        ctx = torch.autocast(device_type, dtype=torch.bfloat16) if self.use_bf16 else nullcontext()
+        with ctx:
+            return self.model(_cl(image), layers)
+
+    def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Total loss (float32 scalar) and the detached weighted terms, including each style layer's raw loss."""
+        feats = self._features(image, self.layers)
+        # Losses outside autocast: Gram matrices and sums stay float32.
+        c = content_loss(feats[CONTENT_LAYER], self.content_target)
+        per_layer = {name: style_loss(gram_matrix(feats[name]), self.gram_targets[name]) for name in STYLE_LAYERS}
+        s = sum(self.layer_weights[name] * loss for name, loss in per_layer.items())
+        tv = tv_loss(image)
+        wc, ws, wtv = self.content_weight * c, self.style_weight * s, self.tv_weight * tv
+        total = wc + ws + wtv
+        terms = {"content": wc, "style": ws, "tv": wtv, "total": total}
+        terms.update({f"style/{name}": loss for name, loss in per_layer.items()})
+        return total, {k: v.detach() for k, v in terms.items()}
+
+
+def _terms(values: dict[str, float]) -> LossTerms:
+    return LossTerms(content=values["content"], style=values["style"], tv=values["tv"], total=values["total"])
+
+
+def _layers(values: dict[str, float]) -> dict[str, float]:
+    return {k.split("/", 1)[1]: v for k, v in values.items() if k.startswith("style/")}
+
+
+class _Run:
+    """State of one ``stylize`` call: progress reporting, cancellation and history."""
+
+    def __init__(
+        self,
+        scales: list[_Scale],
+        options: StyleOptions,
+        progress: ProgressCallback | None,
+        should_stop: StopCallback | None,
+    ) -> None:
+        self.scales = scales
+        self.options = options
+        self.progress = progress
+        self.should_stop = should_stop
+        self.total_steps = sum(s.iterations for s in scales)
+        self.total_work = sum(s.iterations * s.pixels for s in scales)
+        self.work = 0.0
+        self.step = 0
+        self.started = time.perf_counter()
+        self.last_preview = -math.inf
+        self.seconds_per_work: float | None = None  # measured cost of one iteration at one pixel
+        self.history: list[HistoryPoint] = []
+        self.first: dict[str, float] | None = None
+
+    def check_stop(self) -> None:
+        if self.should_stop is not None and self.should_stop():
+            raise Cancelled("the job was cancelled")
+
+    def after_step(
+        self,
+        index: int,
+        iteration: int,
+        terms: dict[str, torch.Tensor],
+        seconds: float,
+        current: Callable[[], torch.Tensor],
+    ) -> None:
+        scale = self.scales[index]
+        self.step += 1
+        self.work += scale.pixels
+        rate = seconds / scale.pixels
+        # Skip the first iteration of a scale (warm-up, target computation) when estimating speed.
+        if iteration > 1:
+            prev = self.seconds_per_work
+            self.seconds_per_work = rate if prev is None else 0.8 * prev + 0.2 * rate
+        values = {k: float(v) for k, v in terms.items()}
+        if self.first is None:
+            self.first = values
+        self.history.append(HistoryPoint(self.step, index + 1, values["content"], values["style"], values["tv"],
+                                         values["total"]))  # fmt: skip
+        if self.progress is None:
+            return
+        elapsed = time.perf_counter() - self.started
+        eta = None
+        if self.seconds_per_work is not None:
+            eta = (self.total_work - self.work) * self.seconds_per_work
+        preview = None
+        every = self.options.preview_every
+        if every is not None and (elapsed - self.last_preview >= every or self.step == self.total_steps):
+            self.last_preview = elapsed
+            preview = _to_image(current())
+            preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
+        self.progress(
+            ProgressEvent(
+                scale=index + 1,
+                scales=len(self.scales),
+                width=scale.width,
+                height=scale.height,
+                iteration=iteration,
+                iterations=scale.iterations,
+                step=self.step,
+                total_steps=self.total_steps,
+                losses={k: values[k] for k in ("content", "style", "tv", "total")},
+                elapsed=elapsed,
+                eta=eta,
+                preview=preview,
+                work_done=self.work / self.total_work,
+            )
+        )
+
+    def downsampled_history(self) -> list[HistoryPoint]:
+        stride = max(1, math.ceil(len(self.history) / HISTORY_POINTS))
+        points = self.history[::stride]
+        if self.history and points[-1] is not self.history[-1]:
+            points.append(self.history[-1])
+        return points
+
+
+def _optimise_adam(
+    x0: torch.Tensor, objective: _Objective, run: _Run, index: int, preset: Preset
+) -> torch.Tensor:
+    """Adam on the pixels with iterate averaging; returns the averaged image (less noisy than the last iterate)."""
+    x = x0.detach().clone().requires_grad_(True)
+    optimiser = torch.optim.Adam([x], lr=preset.lr)
+    average = x.detach().clone()
+    decay = preset.average_decay
+    for iteration in range(1, run.scales[index].iterations + 1):
+        run.check_stop()
+        tick = time.perf_counter()
+        optimiser.zero_grad(set_to_none=True)
+        loss, terms = objective(x)
+        loss.backward()
+        optimiser.step()
+        with torch.no_grad():
+            x.clamp_(0, 1)
+            # Debiased EMA: early on the average is dominated by recent iterates rather than the start image.
+            weight = decay * (1 - decay ** (iteration - 1)) / (1 - decay**iteration) if decay > 0 else 0.0
+            average.mul_(weight).add_(x.detach(), alpha=1 - weight)
+        run.after_step(index, iteration, terms, time.perf_counter() - tick, lambda: average)
+    return average
+
+
+def _optimise_lbfgs(x0: torch.Tensor, objective: _Objective, run: _Run, index: int) -> torch.Tensor:
+    """L-BFGS with its tolerances disabled, so it always runs the full schedule; one evaluation per iteration."""
+    x = x0.detach().clone().requires_grad_(True)
+    optimiser = torch.optim.LBFGS(
+        [x], lr=1.0, max_iter=1, max_eval=1, history_size=50, tolerance_grad=-1.0, tolerance_change=-1.0
+    )
+    latest: dict[str, torch.Tensor] = {}
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad(set_to_none=True)
+        loss, terms = objective(x)
+        loss.backward()
+        latest.update(terms)
+        return loss
+
+    for iteration in range(1, run.scales[index].iterations + 1):
+        run.check_stop()
+        tick = time.perf_counter()
+        optimiser.step(closure)
+        with torch.no_grad():
+            x.clamp_(0, 1)
+        run.after_step(index, iteration, latest, time.perf_counter() - tick, lambda: x)
+    return x.detach()
+
+
+def _use_bf16(precision: str, device: torch.device) -> bool:
+    if precision == "fp32":
+        return False
+    supported = bf16_supported(device)
+    if precision == "bf16" and not supported:
+        raise OptionsError(f"bfloat16 was asked for, but {device} has no fast bfloat16 support; use precision fp32")
+    return supported
+
+
+def stylize(
+    content: Image.Image,
+    styles: Image.Image | Sequence[Image.Image],
+    *,
+    options: StyleOptions | None = None,
+    model: VGGFeatures | None = None,
+    weights: str | Path | None = None,
+    device: str | torch.device | None = None,
+    progress: ProgressCallback | None = None,
+    should_stop: StopCallback | None = None,
+    **overrides: object,
+) -> StyleResult:
+    """Render ``content`` in the style of ``styles`` (one image or several, blended by ``style_weights``).
+
+    ``options`` (a StyleOptions) and keyword overrides of its fields pick the preset, size, strength, seed and the
+    rest. ``model`` is a loaded ``load_vgg`` result to reuse; without it one is loaded (and cached) from ``weights``
+    on ``device``. ``progress`` receives a ProgressEvent after every iteration; ``should_stop`` is polled before each
+    iteration and makes the call raise Cancelled.
+    """
+    style_list = [styles] if isinstance(styles, Image.Image) else list(styles)
+    opts = resolve_options(options, **overrides)
+    settings = _settings(opts, len(style_list))
+    if model is None:
+        model = _cached_model(weights, device)
+    dev = model.device
+    use_bf16 = _use_bf16(opts.precision, dev)
+    scales = plan_scales(content.width, content.height, settings)
+    run = _Run(scales, opts, progress, should_stop)
+    run.check_stop()
+
+    content_full = _to_tensor(content, dev)
+    style_full = [_to_tensor(s, dev) for s in style_list]
+    generator = torch.Generator(device="cpu").manual_seed(opts.seed)
+    image: torch.Tensor | None = None
+    for index, scale in enumerate(scales):
+        content_s = _resize(content_full, scale.width, scale.height)
+        style_side = max(MIN_SIDE, round(max(scale.width, scale.height) * opts.style_scale))
+        styles_s = [_resize(s, *_fit(s.shape[-1], s.shape[-2], style_side)) for s in style_full]
+        if opts.preserve_colors:
+            styles_s = [color.match_luminance(s, content_s) for s in styles_s]
+            content_s = color.grey_rgb(content_s)
+        objective = _Objective(model, content_s, styles_s, settings, use_bf16)
+        if image is None:
+            if opts.init == "noise":
+                image = torch.rand(content_s.shape, generator=generator).to(dev)
+            else:
+                image = content_s.clone()
+        else:
+            image = _resize(image, scale.width, scale.height)
+        image = _cl(image)
+        if settings.optimizer == "lbfgs":
+            image = _optimise_lbfgs(image, objective, run, index)
+        else:
+            image = _optimise_adam(image, objective, run, index, settings.preset)
+    assert image is not None
+
+    with torch.no_grad():
+        _, end_terms = objective(image)
+    end = {k: float(v) for k, v in end_terms.items()}
+    if opts.preserve_colors:
+        image = color.recolor(image, _resize(content_full, scales[-1].width, scales[-1].height))
+    seconds = time.perf_counter() - run.started
+    first = run.first or end
+    summary = LossSummary(
+        start=_terms(first),
+        end=_terms(end),
+        style_layers_start=_layers(first),
+        style_layers_end=_layers(end),
+        iterations=run.total_steps,
+        seconds=seconds,
+        device=str(dev),
+        precision="bf16" if use_bf16 else "fp32",
+        preset=settings.preset.name,
+        width=scales[-1].width,
+        height=scales[-1].height,
+        scales=tuple((s.width, s.height, s.iterations) for s in scales),
+        optimizer=settings.optimizer,
+    )
+    log.debug("stylised %dx%d in %.2fs on %s (%s)", summary.width, summary.height, seconds, dev, summary.precision)
+    return StyleResult(image=_to_image(image), summary=summary, history=run.downsampled_history())

@@ -1,0 +1,71 @@
+"""Named quality/speed trade-offs. Each is a size and a coarse-to-fine schedule, chosen from measurements with the
+real VGG19 weights (see the README's benchmark section)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from nst_engine.errors import OptionsError
+
+STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+CONTENT_LAYER = "relu4_2"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A schedule: the output long side, the smallest scale, and iterations per scale from coarse to fine.
+
+    Scales grow by ``scale_factor`` from ``min_size`` to ``size``; when ``size`` is changed by the caller the schedule
+    keeps its iteration counts (the first entries are dropped when there are fewer scales).
+    """
+
+    name: str
+    size: int
+    min_size: int
+    scale_factor: float
+    iterations: tuple[int, ...]  # coarse → fine; the last entry is for the final scale
+    optimizer: str = "adam"
+    lr: float = 0.02  # Adam step in pixel units ([0, 1] range)
+    average_decay: float = 0.9  # iterate averaging (EMA of the pixels); 0 disables it
+    content_weight: float = 1.0
+    style_weight: float = 20.0
+    tv_weight: float = 2.0
+    style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
+    description: str = ""
+
+
+PRESETS: dict[str, Preset] = {
+    "fast": Preset(
+        name="fast",
+        size=384,
+        min_size=128,
+        scale_factor=2**0.5,
+        iterations=(80, 50, 40, 30),
+        description="384 px, 4 scales: a quick preview-quality picture",
+    ),
+    "balanced": Preset(
+        name="balanced",
+        size=512,
+        min_size=128,
+        scale_factor=2**0.5,
+        iterations=(150, 100, 80, 60, 50),
+        description="512 px, 5 scales: the default",
+    ),
+    "quality": Preset(
+        name="quality",
+        size=768,
+        min_size=128,
+        scale_factor=2**0.5,
+        iterations=(200, 150, 120, 100, 80, 60),
+        description="768 px, 6 scales, longer schedule: the best picture this engine makes",
+    ),
+}
+
+DEFAULT_PRESET = "balanced"
+
+
+def get_preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise OptionsError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None

@@ -1,0 +1,67 @@
+"""VGG19 feature extractor: torchvision's ``vgg19().features``, cut after the deepest layer in use."""
+
+from __future__ import annotations
+
+import torch
+import torchvision
+from torch import nn
+
+# Index of each ReLU in torchvision's vgg19().features; conv N sits just before relu N.
+LAYER_INDEX: dict[str, int] = {
+    "relu1_1": 1, "relu1_2": 3,
+    "relu2_1": 6, "relu2_2": 8,
+    "relu3_1": 11, "relu3_2": 13, "relu3_3": 15, "relu3_4": 17,
+    "relu4_1": 20, "relu4_2": 22, "relu4_3": 24, "relu4_4": 26,
+    "relu5_1": 29, "relu5_2": 31, "relu5_3": 33, "relu5_4": 35,
+}  # fmt: skip
+
+# torchvision's ImageNet normalisation; both supported weight sets expect it.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class VGGFeatures(nn.Module):
+    """Frozen VGG19 trunk returning the activations of named ReLU layers for RGB input in [0, 1]."""
+
+    def __init__(self, features: nn.Sequential, *, source: str) -> None:
+        super().__init__()
+        self.features = features
+        self.source = source  # where the weights came from, for logs and summaries
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
+        self.requires_grad_(False)  # only the pixels are optimised: skip weight gradients entirely
+        self.eval()
+
+    @property
+    def device(self) -> torch.device:
+        return self.mean.device
+
+    @property
+    def depth(self) -> int:
+        """Number of modules kept (layers up to and including the deepest available ReLU)."""
+        return len(self.features)
+
+    def available_layers(self) -> list[str]:
+        return [name for name, idx in LAYER_INDEX.items() if idx < len(self.features)]
+
+    def forward(self, image: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
+        """Activations of ``layers`` (names from LAYER_INDEX) for ``image`` (N, 3, H, W) in [0, 1]."""
+        wanted = {LAYER_INDEX[name]: name for name in layers}
+        last = max(wanted)
+        if last >= len(self.features):
+            missing = [n for i, n in wanted.items() if i >= len(self.features)]
+            raise ValueError(f"layers {missing} are beyond the loaded weights")
+        x = (image - self.mean) / self.std
+        out: dict[str, torch.Tensor] = {}
+        for idx, module in enumerate(self.features):
+            x = module(x)
+            if idx in wanted:
+                out[wanted[idx]] = x
+                if idx == last:
+                    break
+        return out
+
+
+def build_features(depth: int) -> nn.Sequential:
+    """An untrained VGG19 trunk with ``depth`` modules (cut after the deepest layer that will be loaded)."""
+    return torchvision.models.vgg19(weights=None).features[:depth]
