@@ -1,0 +1,191 @@
+"""The bot: a ``commands.Bot`` that owns the database, the style backend and the job service."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from bot.config import Settings
+from bot.db import Database, JobRecord
+from bot.jobs import JobService
+from bot.limits import Limits, effective_limits
+from bot.render import error_embed
+from nst_engine.pool.protocol import StyleBackend
+
+log = logging.getLogger("bot")
+
+RESTART_NOTICE = (
+    "{mention} the bot restarted while your style transfer job was running, so it was lost. "
+    "Please send it again."
+)
+GENERIC_ERROR = "Something went wrong on my side. It has been logged; please try again."
+
+
+def build_backend(settings: Settings) -> StyleBackend:
+    """The default backend: a local process pool configured from the settings."""
+    from nst_engine.pool import ProcessPoolBackend
+
+    return ProcessPoolBackend(
+        workers=settings.nst_workers,
+        device=settings.nst_device,
+        weights=settings.nst_weights,
+        job_timeout=settings.nst_job_timeout,
+        max_queue=settings.nst_max_queue,
+    )
+
+
+class StyleBot(commands.Bot):
+    """The style transfer bot.
+
+    ``backend``: the StyleBackend to run jobs on (default: a ProcessPoolBackend from the settings). An injected
+    backend is started and closed by the bot only when ``manage_backend`` is True.
+    ``engine_overrides``: StyleOptions fields forced on every job (tests and development, e.g.
+    ``{"size": 48, "iterations": 4}``); the output size stays capped by the limits.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        backend: StyleBackend | None = None,
+        manage_backend: bool | None = None,
+        engine_overrides: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings()
+        intents = discord.Intents.default()
+        intents.message_content = True  # the prefix command reads the message text
+        super().__init__(
+            command_prefix=commands.when_mentioned_or(self.settings.bot_prefix),
+            intents=intents,
+            help_command=None,
+            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True),
+            **options,
+        )
+        self.backend = backend
+        self.manage_backend = backend is None if manage_backend is None else manage_backend
+        self.engine_overrides = dict(engine_overrides or {})
+        self.db = Database(self.settings.database_path)
+        self.ceilings = Limits.from_settings(self.settings)
+        self.jobs: JobService
+        self._background: set[asyncio.Task[None]] = set()
+
+    async def setup_hook(self) -> None:
+        from bot.cogs.help import HelpCog
+        from bot.cogs.limits import LimitsCog
+        from bot.cogs.style import StyleCog
+        from bot.views import CancelButton, RerunButton
+
+        await self.db.open()
+        # Jobs the journal still holds open were interrupted by the last shutdown or crash.
+        stale = await self.db.unfinished_jobs()
+        if self.backend is None:
+            self.backend = build_backend(self.settings)
+        if self.manage_backend:
+            await self.backend.start()
+        self.jobs = JobService(self, self.backend, engine_overrides=self.engine_overrides)
+        await self.jobs.start()
+        await self.add_cog(StyleCog(self))
+        await self.add_cog(LimitsCog(self))
+        await self.add_cog(HelpCog(self))
+        self.add_dynamic_items(CancelButton, RerunButton)
+        self.tree.on_error = self.on_app_command_error
+        if self.settings.sync_commands:
+            await self.sync_commands()
+        if stale:
+            self._spawn(self._report_interrupted(stale))
+
+    async def sync_commands(self) -> None:
+        if self.settings.command_guild_id:
+            guild = discord.Object(id=self.settings.command_guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+        else:
+            synced = await self.tree.sync()
+        log.info("synced %d application commands", len(synced))
+
+    async def close(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if hasattr(self, "jobs"):
+            await self.jobs.close()
+        if self.backend is not None and self.manage_backend:
+            try:
+                await self.backend.close()
+            except Exception:
+                log.exception("closing the style backend failed")
+        await self.db.close()
+        await super().close()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def limits_for(self, guild: discord.abc.Snowflake | None) -> Limits:
+        if guild is None:
+            return self.ceilings
+        return effective_limits(self.ceilings, await self.db.guild_limits(guild.id))
+
+    async def _report_interrupted(self, records: list[JobRecord]) -> None:
+        await self.wait_until_ready()
+        for rec in records:
+            text = RESTART_NOTICE.format(mention=f"<@{rec.user_id}>")
+            try:
+                channel = self.get_channel(rec.channel_id) or await self.fetch_channel(rec.channel_id)
+                await channel.send(text)  # type: ignore[union-attr]
+            except discord.HTTPException:
+                try:
+                    user = await self.fetch_user(rec.user_id)
+                    await user.send(text)
+                except discord.HTTPException as exc:
+                    log.warning("could not tell user %s about interrupted job %s: %s", rec.user_id, rec.job_id, exc)
+            await self.db.set_job_state(rec.job_id, "interrupted")
+            log.info("job %s user=%s outcome=interrupted-by-restart (user told)", rec.job_id, rec.user_id)
+
+    # -- error handlers: never silent, never a traceback to users --------------------------------------
+
+    async def on_command_error(self, ctx: commands.Context, error: commands.CommandError) -> None:  # type: ignore[override]
+        if isinstance(error, commands.CommandNotFound):
+            return
+        if isinstance(error, commands.UserInputError):
+            message = f"{error} Try `{self.settings.bot_prefix}style-help`."
+        elif isinstance(error, commands.CheckFailure):
+            message = str(error) or "You can't use this command here."
+        else:
+            original = getattr(error, "original", error)
+            log.error("command %s failed", ctx.command, exc_info=original)
+            message = GENERIC_ERROR
+        try:
+            await ctx.reply(embed=error_embed(message), mention_author=False)
+        except discord.HTTPException:
+            log.warning("could not report a command error to %s", ctx.author.id)
+
+    async def on_app_command_error(
+        self, interaction: discord.Interaction, error: app_commands.AppCommandError
+    ) -> None:
+        if isinstance(error, app_commands.NoPrivateMessage):
+            message = "This command only works in a server."
+        elif isinstance(error, app_commands.MissingPermissions):
+            message = "You need the Manage Server permission for this."
+        elif isinstance(error, app_commands.CheckFailure):
+            message = str(error) or "You can't use this command here."
+        elif isinstance(error, app_commands.TransformerError):
+            message = str(error)
+        else:
+            original = getattr(error, "original", error)
+            log.error("app command %s failed", interaction.command and interaction.command.name, exc_info=original)
+            message = GENERIC_ERROR
+        embed = error_embed(message)
+        try:
+            if interaction.response.is_done():
+                await interaction.followup.send(embed=embed, ephemeral=True)
+            else:
+                await interaction.response.send_message(embed=embed, ephemeral=True)
+        except discord.HTTPException:
+            log.warning("could not report an app command error to %s", interaction.user.id)

@@ -1,0 +1,1 @@
+"""One cog per area: style requests, server limits, help."""

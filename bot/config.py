@@ -1,0 +1,76 @@
+"""Bot settings, read from the environment and from ``.env`` (see ``.env.example`` for every setting)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+KNOWN_PRESETS = ("fast", "balanced", "quality")
+
+
+class Settings(BaseSettings):
+    """Everything the bot can be configured with. Bot-wide ceilings bound what any server may set."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    discord_token: SecretStr | None = None
+    bot_prefix: str = Field("!", min_length=1)
+    database_path: Path = Path("data/bot.sqlite3")
+    command_guild_id: int | None = None  # sync slash commands to this one server at once (development)
+    sync_commands: bool = True
+
+    # Bot-wide ceilings; a server's own limits can only be lower.
+    max_file_mb: float = Field(8.0, gt=0)
+    max_megapixels: float = Field(16.0, gt=0)
+    max_output_side: int = Field(1024, ge=64)
+    allowed_presets: Annotated[tuple[str, ...], NoDecode] = KNOWN_PRESETS
+    max_styles: int = Field(3, ge=1, le=8)
+
+    # Fair queue.
+    user_max_running: int = Field(1, ge=1)
+    user_max_waiting: int = Field(1, ge=0)
+    max_queue: int = Field(20, ge=1)
+
+    download_timeout: float = Field(20.0, gt=0)
+    progress_edit_interval: float = Field(2.5, ge=0.5)
+    preview_interval: float = Field(0.0, ge=0)  # seconds between preview images in the status; 0 = none
+    rerun_cache_size: int = Field(32, ge=0)  # jobs whose inputs are kept for the re-run buttons
+    rerun_cache_ttl: float = Field(3600.0, gt=0)
+
+    # Engine and worker pool.
+    nst_weights: str = "imagenet"
+    nst_device: str = "auto"
+    nst_workers: int = Field(1, ge=1)
+    nst_job_timeout: float = Field(600.0, gt=0)
+    nst_max_queue: int = Field(16, ge=1)
+
+    log_level: str = "INFO"
+
+    @field_validator("allowed_presets", mode="before")
+    @classmethod
+    def _split_presets(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip().lower() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_presets")
+    @classmethod
+    def _known_presets(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in KNOWN_PRESETS]
+        if unknown:
+            raise ValueError(f"unknown preset(s) {', '.join(unknown)}; choose from {', '.join(KNOWN_PRESETS)}")
+        if not value:
+            raise ValueError("at least one preset must be allowed")
+        # Keep the canonical order, without duplicates.
+        return tuple(name for name in KNOWN_PRESETS if name in value)
+
+    @field_validator("log_level")
+    @classmethod
+    def _level(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value

@@ -1,0 +1,132 @@
+"""Effective limits: a server's own settings, bounded by the bot-wide ceilings from the environment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from bot.config import KNOWN_PRESETS, Settings
+
+MB = 1024 * 1024
+
+
+class LimitError(ValueError):
+    """A server tried to set a limit that is invalid or above the bot-wide ceiling."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may use."""
+
+    max_file_mb: float
+    max_megapixels: float
+    max_output_side: int
+    allowed_presets: tuple[str, ...]
+
+    @property
+    def max_bytes(self) -> int:
+        return int(self.max_file_mb * MB)
+
+    @property
+    def max_pixels(self) -> int:
+        return int(self.max_megapixels * 1_000_000)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        return cls(
+            max_file_mb=settings.max_file_mb,
+            max_megapixels=settings.max_megapixels,
+            max_output_side=settings.max_output_side,
+            allowed_presets=tuple(settings.allowed_presets),
+        )
+
+
+@dataclass(frozen=True)
+class GuildLimits:
+    """A server's own settings; ``None`` means "use the bot-wide value"."""
+
+    max_file_mb: float | None = None
+    max_megapixels: float | None = None
+    max_output_side: int | None = None
+    allowed_presets: tuple[str, ...] | None = None
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, f.name) is None for f in fields(self))
+
+
+LIMIT_LABELS = {
+    "max_file_mb": "max file size (MB)",
+    "max_megapixels": "max megapixels",
+    "max_output_side": "max output long side (px)",
+    "allowed_presets": "allowed presets",
+}
+
+
+def effective_limits(ceilings: Limits, guild: GuildLimits | None) -> Limits:
+    """min(server setting, ceiling) per limit; presets are the intersection (never empty)."""
+    if guild is None:
+        return ceilings
+    presets = ceilings.allowed_presets
+    if guild.allowed_presets is not None:
+        presets = tuple(p for p in ceilings.allowed_presets if p in guild.allowed_presets) or presets
+    return Limits(
+        max_file_mb=_min(ceilings.max_file_mb, guild.max_file_mb),
+        max_megapixels=_min(ceilings.max_megapixels, guild.max_megapixels),
+        max_output_side=int(_min(ceilings.max_output_side, guild.max_output_side)),
+        allowed_presets=presets,
+    )
+
+
+def _min(ceiling: float, value: float | None) -> float:
+    return ceiling if value is None else min(ceiling, value)
+
+
+def parse_presets(text: str) -> tuple[str, ...]:
+    """Parse "fast, balanced" into known preset names, or raise LimitError naming the bad ones."""
+    names = [part.strip().lower() for part in text.replace(" ", ",").split(",") if part.strip()]
+    unknown = [n for n in names if n not in KNOWN_PRESETS]
+    if unknown:
+        raise LimitError(f"Unknown preset {', '.join(unknown)}: choose from {', '.join(KNOWN_PRESETS)}.")
+    if not names:
+        raise LimitError(f"Name at least one preset ({', '.join(KNOWN_PRESETS)}).")
+    return tuple(p for p in KNOWN_PRESETS if p in names)
+
+
+def apply_update(current: GuildLimits, ceilings: Limits, **changes: Any) -> GuildLimits:
+    """Validate ``changes`` (None = leave as is) against the ceilings and return the new server settings.
+
+    Raises LimitError with a message for the moderator when a value is out of range or above the ceiling.
+    """
+    updates: dict[str, Any] = {}
+    for name, value in changes.items():
+        if value is None:
+            continue
+        if name not in LIMIT_LABELS:
+            raise LimitError(f"Unknown limit {name!r}.")
+        label = LIMIT_LABELS[name]
+        if name == "allowed_presets":
+            presets = parse_presets(value) if isinstance(value, str) else tuple(value)
+            refused = [p for p in presets if p not in ceilings.allowed_presets]
+            if refused:
+                raise LimitError(
+                    f"The preset {', '.join(refused)} is disabled bot-wide; this bot allows only "
+                    f"{', '.join(ceilings.allowed_presets)}."
+                )
+            updates[name] = presets
+            continue
+        ceiling = getattr(ceilings, name)
+        if value <= 0:
+            raise LimitError(f"The {label} must be above 0.")
+        if value > ceiling:
+            raise LimitError(
+                f"The {label} can be at most {_fmt(ceiling)} on this bot (you asked for {_fmt(value)}); "
+                "the bot's owner sets that ceiling."
+            )
+        if name == "max_output_side" and value < 64:
+            raise LimitError("The max output long side must be at least 64 px.")
+        updates[name] = int(value) if name == "max_output_side" else float(value)
+    return replace(current, **updates)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"

@@ -1,0 +1,67 @@
+"""Parse the prefix command's free-form arguments: ``!style [preset] [strength] [colors] [seed=N]``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.config import KNOWN_PRESETS
+
+STRENGTH_MIN = 0.25
+STRENGTH_MAX = 4.0
+SEED_MAX = 2**31 - 1
+COLOR_WORDS = {"colors", "colours", "preserve", "preserve-colors", "preserve-colours", "keep-colors"}
+
+
+class ArgumentError(ValueError):
+    """The arguments could not be understood; the message says how to fix them."""
+
+
+@dataclass(frozen=True)
+class StyleArgs:
+    preset: str | None = None  # None = the first allowed preset of "balanced", "fast", ...
+    strength: float = 1.0
+    preserve_colors: bool = False
+    seed: int = 0
+
+
+USAGE = "Usage: `{prefix}style [fast|balanced|quality] [strength 0.25-4] [colors] [seed=N]`"
+
+
+def parse_style_args(text: str) -> StyleArgs:
+    """Turn the words after the command into StyleArgs, in any order."""
+    preset: str | None = None
+    strength: float | None = None
+    colors = False
+    seed = 0
+    for raw in text.split():
+        word = raw.strip().lower()
+        if word in KNOWN_PRESETS:
+            if preset is not None and preset != word:
+                raise ArgumentError(f"Choose one preset, not both `{preset}` and `{word}`.")
+            preset = word
+        elif word in COLOR_WORDS:
+            colors = True
+        elif word.startswith("seed="):
+            value = word.removeprefix("seed=")
+            if not value.isdigit() or int(value) > SEED_MAX:
+                raise ArgumentError(f"The seed must be a whole number from 0 to {SEED_MAX}, not `{value}`.")
+            seed = int(value)
+        else:
+            value = word.removeprefix("strength=").rstrip("x")
+            try:
+                number = float(value)
+            except ValueError:
+                raise ArgumentError(
+                    f"I don't understand `{raw}`: expected a preset ({', '.join(KNOWN_PRESETS)}), "
+                    f"a strength from {STRENGTH_MIN:g} to {STRENGTH_MAX:g}, `colors`, or `seed=N`."
+                ) from None
+            if strength is not None:
+                raise ArgumentError("Give the strength only once.")
+            if not STRENGTH_MIN <= number <= STRENGTH_MAX:
+                raise ArgumentError(
+                    f"The strength must be from {STRENGTH_MIN:g} (subtle) to {STRENGTH_MAX:g} (strong), "
+                    f"not {number:g}."
+                )
+            strength = number
+    return StyleArgs(preset=preset, strength=1.0 if strength is None else strength, preserve_colors=colors,
+                     seed=seed)

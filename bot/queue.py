@@ -1,0 +1,174 @@
+"""A fair scheduler in front of the worker pool: round robin across users, per-user caps, a bounded queue.
+
+The pool runs ``slots`` jobs at once. Waiting jobs are ordered by round: every user's first waiting job comes
+before anyone's second; within a round, the user served least recently goes first. So one user sending many
+jobs cannot starve the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+
+class QueueRefused(Exception):
+    """The request cannot be queued; the message is for the user."""
+
+
+class QueueFull(QueueRefused):
+    pass
+
+
+class UserLimitReached(QueueRefused):
+    pass
+
+
+@dataclass(eq=False)
+class Ticket:
+    """One job's place in the scheduler."""
+
+    user_id: int
+    job_id: str
+    seq: int = 0
+    state: str = "new"  # new, waiting, running, done, cancelled
+    _turn: asyncio.Future[None] | None = field(default=None, repr=False)
+
+
+class FairQueue:
+    def __init__(self, *, slots: int, max_queue: int, user_max_running: int = 1, user_max_waiting: int = 1):
+        if slots < 1:
+            raise ValueError("slots must be at least 1")
+        self.slots = slots
+        self.max_queue = max_queue
+        self.user_max_running = user_max_running
+        self.user_max_waiting = user_max_waiting
+        self._waiting: list[Ticket] = []
+        self._running: dict[int, list[Ticket]] = defaultdict(list)
+        self._last_served: dict[int, int] = {}
+        self._seq = itertools.count(1)
+        self._serve_seq = itertools.count(1)
+        self._changed = asyncio.Event()
+
+    # -- inspection ------------------------------------------------------------------------------------
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        return sum(len(v) for v in self._running.values())
+
+    def user_counts(self, user_id: int) -> tuple[int, int]:
+        """(running, waiting) jobs of this user."""
+        return len(self._running.get(user_id, ())), sum(1 for t in self._waiting if t.user_id == user_id)
+
+    def check_admission(self, user_id: int, *, pending: int = 0) -> None:
+        """Raise QueueRefused when this user may not queue another job now (call before downloading).
+
+        ``pending`` counts the user's requests accepted but not queued yet (still downloading).
+        """
+        running, waiting = self.user_counts(user_id)
+        waiting += pending
+        allowed = self.user_max_running + self.user_max_waiting
+        if running + waiting >= allowed:
+            raise UserLimitReached(
+                f"You already have {running} job(s) running and {waiting} waiting; the limit is "
+                f"{self.user_max_running} running + {self.user_max_waiting} waiting per person. "
+                "Wait for one to finish (or cancel it), then send this again."
+            )
+        if len(self._waiting) >= self.max_queue:
+            raise QueueFull(
+                f"The queue is full ({self.max_queue} jobs waiting). Please try again in a few minutes."
+            )
+
+    def order(self) -> list[Ticket]:
+        """Waiting tickets in the order they will start (assuming every running job ends in turn)."""
+        rounds: dict[int, int] = defaultdict(int)
+        keyed = []
+        for ticket in sorted(self._waiting, key=lambda t: t.seq):
+            # Jobs a user has running count as earlier rounds of that user.
+            r = rounds[ticket.user_id] + max(0, len(self._running.get(ticket.user_id, ())) - (
+                self.user_max_running - 1))
+            rounds[ticket.user_id] += 1
+            keyed.append(((r, self._last_served.get(ticket.user_id, 0), ticket.seq), ticket))
+        keyed.sort(key=lambda kv: kv[0])
+        return [t for _, t in keyed]
+
+    def position(self, ticket: Ticket) -> int:
+        """0 when running (or finished), else 1 for the next job to start, 2 behind it, ..."""
+        if ticket.state != "waiting":
+            return 0
+        return self.order().index(ticket) + 1
+
+    # -- changes ---------------------------------------------------------------------------------------
+
+    def enqueue(self, user_id: int, job_id: str) -> Ticket:
+        """Add a job (raises QueueRefused); it starts when ``wait_turn`` returns."""
+        self.check_admission(user_id)
+        ticket = Ticket(user_id=user_id, job_id=job_id, seq=next(self._seq), state="waiting")
+        ticket._turn = asyncio.get_running_loop().create_future()
+        self._waiting.append(ticket)
+        self._dispatch()
+        self._notify()
+        return ticket
+
+    async def wait_turn(self, ticket: Ticket) -> bool:
+        """Wait until the ticket runs (True) or is cancelled while waiting (False)."""
+        if ticket._turn is None:
+            raise RuntimeError("ticket was not enqueued")
+        try:
+            await asyncio.shield(ticket._turn)
+        except asyncio.CancelledError:
+            if ticket._turn.cancelled():
+                return False
+            raise
+        return True
+
+    async def wait_changed(self) -> None:
+        """Wait until the queue changes (a job starts, ends or is cancelled)."""
+        await self._changed.wait()
+
+    def release(self, ticket: Ticket) -> None:
+        """The job ended (for any reason): free its slot and start the next one."""
+        if ticket.state == "waiting":
+            self.cancel(ticket)
+            return
+        if ticket.state == "running":
+            self._running[ticket.user_id].remove(ticket)
+            if not self._running[ticket.user_id]:
+                del self._running[ticket.user_id]
+            ticket.state = "done"
+            self._dispatch()
+            self._notify()
+
+    def cancel(self, ticket: Ticket) -> bool:
+        """Drop a waiting ticket; returns False when it is not waiting (already running or done)."""
+        if ticket.state != "waiting":
+            return False
+        self._waiting.remove(ticket)
+        ticket.state = "cancelled"
+        if ticket._turn is not None and not ticket._turn.done():
+            ticket._turn.cancel()
+        self._notify()
+        return True
+
+    def _dispatch(self) -> None:
+        while self.running < self.slots:
+            eligible = [t for t in self.order() if len(self._running.get(t.user_id, ())) < self.user_max_running]
+            if not eligible:
+                return
+            ticket = eligible[0]
+            self._waiting.remove(ticket)
+            ticket.state = "running"
+            self._running[ticket.user_id].append(ticket)
+            self._last_served[ticket.user_id] = next(self._serve_seq)
+            if ticket._turn is not None and not ticket._turn.done():
+                ticket._turn.set_result(None)
+
+    def _notify(self) -> None:
+        # Wake everyone waiting for a change, then arm the event again.
+        self._changed.set()
+        self._changed = asyncio.Event()

@@ -1,0 +1,92 @@
+"""Buttons. They are DynamicItems (state in the custom_id), so they keep answering after a restart."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from bot.delivery import InteractionReporter
+from bot.parsing import STRENGTH_MAX, STRENGTH_MIN
+
+if TYPE_CHECKING:
+    from bot.app import StyleBot
+
+log = logging.getLogger(__name__)
+
+RERUN_KINDS = {
+    "stronger": ("Stronger style", "💪"),
+    "weaker": ("Weaker style", "🪶"),
+    "colors": ("Preserve colours", "🎨"),
+}
+
+
+def _is_moderator(interaction: discord.Interaction) -> bool:
+    perms = getattr(interaction.user, "guild_permissions", None)
+    return bool(perms and perms.manage_messages)
+
+
+class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"nst:cancel:(?P<job>[0-9a-f]+)"):
+    def __init__(self, job_id: str) -> None:
+        super().__init__(
+            discord.ui.Button(label="Cancel", style=discord.ButtonStyle.danger, custom_id=f"nst:cancel:{job_id}")
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any):
+        return cls(match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: StyleBot = interaction.client  # type: ignore[assignment]
+        text = bot.jobs.cancel(self.job_id, by=interaction.user, moderator=_is_moderator(interaction))
+        await interaction.response.send_message(text, ephemeral=True)
+
+
+class RerunButton(
+    discord.ui.DynamicItem[discord.ui.Button], template=r"nst:rerun:(?P<kind>[a-z]+):(?P<job>[0-9a-f]+)"
+):
+    def __init__(self, kind: str, job_id: str) -> None:
+        label, emoji = RERUN_KINDS[kind]
+        super().__init__(
+            discord.ui.Button(
+                label=label, emoji=emoji, style=discord.ButtonStyle.secondary, custom_id=f"nst:rerun:{kind}:{job_id}"
+            )
+        )
+        self.kind = kind
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any):
+        if match["kind"] not in RERUN_KINDS:
+            raise ValueError("unknown re-run kind")
+        return cls(match["kind"], match["job"])
+
+    async def callback(self, interaction: discord.Interaction) -> None:
+        bot: StyleBot = interaction.client  # type: ignore[assignment]
+        entry = bot.jobs.reruns.get(self.job_id)
+        if entry is None:
+            await interaction.response.send_message(
+                "I no longer have the images of that job in memory (they are kept for a while after each result). "
+                "Please send them again.",
+                ephemeral=True,
+            )
+            return
+        await interaction.response.defer(thinking=True)
+        args = entry.args
+        if self.kind == "stronger":
+            args = replace(args, strength=min(STRENGTH_MAX, args.strength * 2))
+        elif self.kind == "weaker":
+            args = replace(args, strength=max(STRENGTH_MIN, args.strength / 2))
+        else:
+            args = replace(args, preserve_colors=not args.preserve_colors)
+        bot.jobs.spawn(bot.jobs.handle_request(InteractionReporter(interaction), inputs=entry.inputs, args=args))
+
+
+def result_view(job_id: str) -> discord.ui.View:
+    view = discord.ui.View(timeout=None)
+    for kind in RERUN_KINDS:
+        view.add_item(RerunButton(kind, job_id))
+    return view
