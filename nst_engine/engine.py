@@ -370,7 +370,8 @@ def _optimise_adam(
 
 def _optimise_lbfgs(x0: torch.Tensor, objective: _Objective, run: _Run, index: int) -> torch.Tensor:
     """L-BFGS with its tolerances disabled, so it always runs the full schedule; one evaluation per iteration."""
-    x = x0.detach().clone().requires_grad_(True)
+    # L-BFGS flattens gradients with .view(), which needs the default contiguous layout.
+    x = x0.detach().contiguous().clone().requires_grad_(True)
     optimiser = torch.optim.LBFGS(
         [x], lr=1.0, max_iter=1, max_eval=1, history_size=50, tolerance_grad=-1.0, tolerance_change=-1.0
     )
@@ -400,6 +401,37 @@ def _use_bf16(precision: str, device: torch.device) -> bool:
     if precision == "bf16" and not supported:
         raise OptionsError(f"bfloat16 was asked for, but {device} has no fast bfloat16 support; use precision fp32")
     return supported
+
+
+def evaluate_losses(
+    image: Image.Image,
+    content: Image.Image,
+    styles: Image.Image | Sequence[Image.Image],
+    *,
+    model: VGGFeatures,
+    options: StyleOptions | None = None,
+    **overrides: object,
+) -> tuple[LossTerms, dict[str, float]]:
+    """The objective of ``image`` against content and styles at the image's own size, in float32 unless the
+    options ask otherwise: a common yardstick for pictures made by different runs or programs."""
+    style_list = [styles] if isinstance(styles, Image.Image) else list(styles)
+    opts = resolve_options(options, **overrides)
+    settings = _settings(opts, len(style_list))
+    dev = model.device
+    use_bf16 = opts.precision == "bf16" and _use_bf16("bf16", dev)
+    width, height = image.size
+    content_t = _resize(_to_tensor(content, dev), width, height)
+    style_side = max(MIN_SIDE, round(max(width, height) * opts.style_scale))
+    styles_t = [_resize(t, *_fit(t.shape[-1], t.shape[-2], style_side)) for t in map(lambda s: _to_tensor(s, dev),
+                                                                                       style_list)]  # fmt: skip
+    target = _to_tensor(image, dev)
+    if opts.preserve_colors:
+        styles_t = [color.match_luminance(s, content_t) for s in styles_t]
+        content_t, target = color.grey_rgb(content_t), color.grey_rgb(target)
+    with torch.no_grad():
+        _, terms = _Objective(model, content_t, styles_t, settings, use_bf16)(_cl(target))
+    values = {k: float(v) for k, v in terms.items()}
+    return _terms(values), _layers(values)
 
 
 def stylize(

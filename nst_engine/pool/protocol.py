@@ -21,7 +21,7 @@ class StyleRequest:
 
     content: Image.Image
     styles: Sequence[Image.Image]
-    options: StyleOptions = StyleOptions()
+    options: StyleOptions = field(default_factory=StyleOptions)
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     owner: str | None = None  # free-form label for logs (e.g. "guild/user")
     timeout: float | None = None  # seconds; None = the backend's default
