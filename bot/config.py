@@ -14,7 +14,9 @@ KNOWN_PRESETS = ("fast", "balanced", "quality")
 class Settings(BaseSettings):
     """Everything the bot can be configured with. Bot-wide ceilings bound what any server may set."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     discord_token: SecretStr | None = None
     bot_prefix: str = Field("!", min_length=1)

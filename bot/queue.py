@@ -1,7 +1,7 @@
 """A fair scheduler in front of the worker pool: round robin across users, per-user caps, a bounded queue.
 
-The pool runs ``slots`` jobs at once. Waiting jobs are ordered by round: every user's first waiting job comes
-before anyone's second; within a round, the user served least recently goes first. So one user sending many
+The pool runs ``slots`` jobs at once. When a slot frees, the next job is the oldest waiting job of the user
+who was served least recently (and may run one more job), so users take turns and one user sending many
 jobs cannot starve the others.
 """
 
@@ -85,17 +85,38 @@ class FairQueue:
             )
 
     def order(self) -> list[Ticket]:
-        """Waiting tickets in the order they will start (assuming every running job ends in turn)."""
-        rounds: dict[int, int] = defaultdict(int)
-        keyed = []
-        for ticket in sorted(self._waiting, key=lambda t: t.seq):
-            # Jobs a user has running count as earlier rounds of that user.
-            r = rounds[ticket.user_id] + max(0, len(self._running.get(ticket.user_id, ())) - (
-                self.user_max_running - 1))
-            rounds[ticket.user_id] += 1
-            keyed.append(((r, self._last_served.get(ticket.user_id, 0), ticket.seq), ticket))
-        keyed.sort(key=lambda kv: kv[0])
-        return [t for _, t in keyed]
+        """Waiting tickets in the order they will start, simulating that running jobs end oldest first."""
+        running = [t.user_id for t in sorted(self._all_running(), key=lambda t: self._last_served[t.user_id])]
+        waiting = list(self._waiting)
+        last = dict(self._last_served)
+        serve = max(last.values(), default=0)
+        out: list[Ticket] = []
+        while waiting:
+            while len(running) < self.slots:
+                ticket = self._pick(waiting, running, last)
+                if ticket is None:
+                    break
+                waiting.remove(ticket)
+                out.append(ticket)
+                running.append(ticket.user_id)
+                serve += 1
+                last[ticket.user_id] = serve
+            if waiting:
+                if not running:  # cannot happen with valid caps; avoid looping forever
+                    out.extend(sorted(waiting, key=lambda t: t.seq))
+                    break
+                running.pop(0)
+        return out
+
+    def _pick(self, waiting: list[Ticket], running: list[int], last: dict[int, int]) -> Ticket | None:
+        """The next ticket to start: the eligible user served least recently, their oldest job."""
+        eligible = [t for t in waiting if running.count(t.user_id) < self.user_max_running]
+        if not eligible:
+            return None
+        return min(eligible, key=lambda t: (last.get(t.user_id, 0), t.seq))
+
+    def _all_running(self) -> list[Ticket]:
+        return [t for tickets in self._running.values() for t in tickets]
 
     def position(self, ticket: Ticket) -> int:
         """0 when running (or finished), else 1 for the next job to start, 2 behind it, ..."""
@@ -157,10 +178,10 @@ class FairQueue:
 
     def _dispatch(self) -> None:
         while self.running < self.slots:
-            eligible = [t for t in self.order() if len(self._running.get(t.user_id, ())) < self.user_max_running]
-            if not eligible:
+            running = [t.user_id for t in self._all_running()]
+            ticket = self._pick(self._waiting, running, self._last_served)
+            if ticket is None:
                 return
-            ticket = eligible[0]
             self._waiting.remove(ticket)
             ticket.state = "running"
             self._running[ticket.user_id].append(ticket)
