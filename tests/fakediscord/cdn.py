@@ -1,0 +1,79 @@
+"""CDN: serves attachment bytes, with per-attachment faults (404, slow, truncated, wrong type, huge)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from .state import RecordedRequest
+
+if TYPE_CHECKING:
+    from .server import FakeDiscord
+
+log = logging.getLogger("fakediscord.cdn")
+CHUNK = 64 * 1024
+
+
+async def handle(fake: FakeDiscord, request: web.Request) -> web.StreamResponse:
+    rec = RecordedRequest(fake.now(), request.method, request.path, "/cdn/attachments", dict(request.query))
+    fake.requests.append(rec)
+    fake._notify()
+    att = fake.attachments.get(int(request.match_info["attachment_id"]))
+    if att is None or att.filename != request.match_info["filename"] or str(att.channel_id) != request.match_info[
+            "channel_id"]:
+        rec.status = 404
+        return web.Response(status=404, text="Not Found")
+    fault = att.fault
+    kind = fault.kind if fault else None
+    if kind == "404":
+        rec.status = 404
+        return web.Response(status=404, text="Not Found")
+    if fault is not None and fault.delay:
+        await asyncio.sleep(fault.delay)
+
+    ctype = att.content_type or "application/octet-stream"
+    body = att.data
+    length = len(body)
+    if fault is not None and kind == "content_type":
+        ctype = fault.content_type or "text/html"
+    if fault is not None and kind == "huge":
+        length = fault.size if fault.size is not None else 1024**3
+    declared = fault.lie_length if fault is not None and fault.lie_length is not None else length
+    send = length
+    if fault is not None and kind == "truncated":
+        send = fault.send_bytes if fault.send_bytes is not None else len(body) // 2
+
+    headers = {"Content-Type": ctype}
+    if declared >= 0:  # lie_length=-1: no Content-Length at all (chunked), the downloader must cap itself
+        headers["Content-Length"] = str(declared)
+    resp = web.StreamResponse(status=200, headers=headers)
+    rec.status = 200
+    await resp.prepare(request)
+    sent = 0
+    try:
+        while sent < send:
+            n = min(CHUNK, send - sent)
+            if kind == "huge":
+                chunk = (body * (n // max(1, len(body)) + 1))[:n] if body else b"\0" * n
+            else:
+                chunk = body[sent:sent + n]
+            await resp.write(chunk)
+            sent += n
+            if fault is not None and fault.chunk_delay:
+                await asyncio.sleep(fault.chunk_delay)
+    except (ConnectionResetError, asyncio.CancelledError) as exc:
+        # the downloader gave up (size cap, timeout): that is the behaviour under test, not an error
+        log.info("cdn: client stopped reading %s after %d bytes (%r)", att.filename, sent, exc)
+        if isinstance(exc, asyncio.CancelledError):
+            raise
+        return resp
+    if 0 <= declared and sent < declared:
+        # Content-Length promised more: cut the connection so the client sees a short body
+        if request.transport is not None:
+            request.transport.close()
+        return resp
+    await resp.write_eof()
+    return resp
