@@ -38,6 +38,13 @@ class Counter(discord.ui.View):
         await interaction.response.edit_message(content=f"count {self.count}", view=self)
 
 
+class Feedback(discord.ui.Modal, title="Feedback"):
+    text: discord.ui.TextInput[Any] = discord.ui.TextInput(label="Your feedback", custom_id="feedback:text")
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(f"thanks for: {self.text.value}")
+
+
 def make_bot(*, sleep_before_ack: float = 0.0, sleep_after_defer: float = 0.0) -> commands.Bot:
     intents = discord.Intents.default()
     intents.message_content = True
@@ -47,7 +54,13 @@ def make_bot(*, sleep_before_ack: float = 0.0, sleep_after_defer: float = 0.0) -
 
     @bot.command()
     async def ping(ctx: commands.Context[commands.Bot]) -> None:
-        await ctx.reply("pong", file=discord.File(io.BytesIO(PNG), "pong.png"))
+        async with ctx.typing():
+            await ctx.message.add_reaction("\N{WHITE HEAVY CHECK MARK}")
+            await ctx.reply("pong", file=discord.File(io.BytesIO(PNG), "pong.png"))
+
+    @bot.command()
+    async def dmme(ctx: commands.Context[commands.Bot]) -> None:
+        await ctx.author.send("hello in private")
 
     @bot.command()
     async def big(ctx: commands.Context[commands.Bot]) -> None:
@@ -79,7 +92,12 @@ def make_bot(*, sleep_before_ack: float = 0.0, sleep_after_defer: float = 0.0) -
 
     @bot.tree.command(name="counter", description="a button counter")
     async def counter(interaction: discord.Interaction) -> None:
-        await interaction.response.send_message("count 0", view=Counter())
+        await interaction.response.send_message("count 0", view=Counter(),
+                                                file=discord.File(io.BytesIO(PNG), "card.png"))
+
+    @bot.tree.command(name="feedback", description="opens a modal")
+    async def feedback(interaction: discord.Interaction) -> None:
+        await interaction.response.send_modal(Feedback())
 
     async def setup_hook() -> None:
         await bot.tree.sync()
@@ -102,7 +120,7 @@ async def test_ready_guild_cache_and_permissions(fake_discord: FakeDiscord) -> N
         assert admin.guild_permissions.manage_guild and not member.guild_permissions.manage_guild
         assert owner.guild_permissions.administrator and guild.owner_id == fake.owner.id
         assert [r.name for r in admin.roles] == ["@everyone", "Admin"]
-        assert {c.name for c in fake.commands} == {"echo", "counter"}  # tree.sync registered them
+        assert {c.name for c in fake.commands} == {"echo", "counter", "feedback"}  # tree.sync registered them
         assert fake.gateway.identify_count == 1 and fake.gateway.heartbeats >= 1
     assert fake.unknown_routes == []
 
@@ -145,14 +163,50 @@ async def test_button_view_edits_message(fake_discord: FakeDiscord) -> None:
     async with run_discord_client(make_bot(), fake):
         rec = await fake.invoke_slash("counter", user=fake.admin)
         msg = await fake.wait_for_message(fake.channel, lambda m: m.content == "count 0")
-        assert rec.ack_type == 4 and msg.custom_ids() == ["counter:add"]
+        assert rec.ack_type == 4 and msg.custom_ids() == ["counter:add"] and msg.attachments[0].data == PNG
+        assert rec.ack_json["type"] == 4  # multipart callback: payload_json parsed
         for expected in (1, 2):
             click = await fake.click_button(msg, "counter:add", fake.member)
             await fake.wait_for_ack(click)
             assert click.ack_type == 7
             await fake.wait_for(lambda n=expected: msg.content == f"count {n}", what=f"count {expected}")
+        assert msg.filenames == ["card.png"]  # edits without `attachments` keep them
         with pytest.raises(AssertionError, match="no component"):
             await fake.click_button(msg, "nope")
+
+
+async def test_modal_submit(fake_discord: FakeDiscord) -> None:
+    fake = fake_discord
+    async with run_discord_client(make_bot(), fake):
+        opened = await fake.wait_for_ack(await fake.invoke_slash("feedback"))
+        assert opened.ack_type == 9 and opened.modal is not None and opened.modal["title"] == "Feedback"
+        submitted = await fake.submit_modal(opened, {"feedback:text": "lovely"})
+        await fake.wait_for_message(fake.channel, lambda m: m.content == "thanks for: lovely")
+        assert submitted.ack_type == 4
+
+
+async def test_dm_fetch_edit_delete(fake_discord: FakeDiscord) -> None:
+    fake = fake_discord
+    async with run_discord_client(make_bot(), fake) as bot:
+        await fake.post_message(fake.channel, fake.member, "!dmme")
+        dm = await fake.wait_for_message(fake.dm_channel, lambda m: m.content == "hello in private")
+        assert any(r.route == "/users/@me/channels" for r in fake.requests)
+        # fetch/edit/delete through discord.py itself
+        channel = bot.get_channel(fake.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        await fake.post_message(fake.channel, fake.member, "!ping")
+        reply = await fake.wait_for_message(fake.channel, lambda m: m.content == "pong")
+        fetched = await channel.fetch_message(reply.id)
+        assert fetched.attachments[0].filename == "pong.png" and fetched.author.id == fake.bot_user.id
+        assert await fetched.attachments[0].read() == PNG
+        await fetched.edit(content="pong!")
+        assert reply.content == "pong!" and reply.edits == 1 and reply.filenames == ["pong.png"]
+        await fetched.delete()
+        assert reply.deleted and not dm.deleted
+        with pytest.raises(discord.NotFound):
+            await channel.fetch_message(reply.id)
+        assert [r.route for r in fake.requests if r.method == "POST" and "typing" in r.path]
+        assert fake.reactions and fake.reactions[0][1] == "\N{WHITE HEAVY CHECK MARK}"
 
 
 async def test_late_ack_gets_10062(fake_discord: FakeDiscord) -> None:
