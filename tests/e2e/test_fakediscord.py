@@ -59,6 +59,16 @@ def make_bot(*, sleep_before_ack: float = 0.0, sleep_after_defer: float = 0.0) -
             await ctx.reply("pong", file=discord.File(io.BytesIO(PNG), "pong.png"))
 
     @bot.command()
+    async def size(ctx: commands.Context[commands.Bot]) -> None:
+        att = ctx.message.attachments[0]
+        try:
+            data = await att.read()
+        except discord.HTTPException as exc:
+            await ctx.send(f"error {exc.status}")
+        else:
+            await ctx.send(f"size {len(data)} {att.content_type} {att.width}x{att.height}")
+
+    @bot.command()
     async def dmme(ctx: commands.Context[commands.Bot]) -> None:
         await ctx.author.send("hello in private")
 
@@ -334,6 +344,18 @@ async def test_cdn_faults(fake_discord: FakeDiscord) -> None:
                     break
             assert got > 1024 * 1024
     assert atts["ctype"].payload()["content_type"] == "image/png"  # the metadata still claims PNG
+
+
+async def test_user_attachment_metadata_and_cdn_fault(fake_discord: FakeDiscord) -> None:
+    fake = fake_discord
+    async with run_discord_client(make_bot(), fake):
+        att = fake.make_attachment(fake.channel, FileSpec("photo.png", PNG))
+        fake.cdn_fault(att, "404")
+        await fake.post_message(content="!size", attachments=[att])
+        await fake.wait_for_message(fake.channel, lambda m: m.content == "error 404")
+        fake.clear_cdn_fault(att)
+        await fake.post_message(content="!size", attachments=[("again.png", PNG)])
+        await fake.wait_for_message(fake.channel, lambda m: m.content == f"size {len(PNG)} image/png 12x8")
 
 
 async def test_unknown_route_is_recorded(fake_discord: FakeDiscord) -> None:

@@ -54,7 +54,8 @@ class DriverMixin:
 
     # ------------------------------------------------------------------ user messages
     async def post_message(self: FakeDiscord, channel: FakeChannel | None = None, author: FakeUser | None = None,
-                           content: str = "", attachments: list[FileSpec | tuple[str, bytes]] | tuple[()] = (),
+                           content: str = "",
+                           attachments: list[FileSpec | tuple[str, bytes] | FakeAttachment] | tuple[()] = (),
                            reference: FakeMessage | None = None, mentions: list[FakeUser] | tuple[()] = ()
                            ) -> FakeMessage:
         """A user posts a message; dispatched to the bot as MESSAGE_CREATE."""
@@ -62,7 +63,7 @@ class DriverMixin:
         author = author or self.member
         self._mark_action()
         msg = FakeMessage(snowflake(), channel, author, content=content)
-        msg.attachments = [self.make_attachment(channel, spec) for spec in attachments]
+        msg.attachments = [self._user_attachment(channel, spec) for spec in attachments]
         mentioned = list(mentions) + [u for u in self.users.values()
                                       if (f"<@{u.id}>" in content or f"<@!{u.id}>" in content) and u not in mentions]
         msg.mentions = mentioned
@@ -71,6 +72,16 @@ class DriverMixin:
         self.messages[msg.id] = msg
         await publish(self, "MESSAGE_CREATE", msg)
         return msg
+
+    def _user_attachment(self: FakeDiscord, channel: FakeChannel,
+                         spec: FileSpec | tuple[str, bytes] | FakeAttachment) -> FakeAttachment:
+        if isinstance(spec, FakeAttachment):
+            # pre-made with make_attachment (e.g. to set a CDN fault before the bot sees it)
+            if spec.channel_id != channel.id:
+                raise AssertionError(f"attachment {spec.filename} was made for channel {spec.channel_id}, "
+                                     f"not {channel.id}")
+            return spec
+        return self.make_attachment(channel, spec)
 
     async def edit_user_message(self: FakeDiscord, message: FakeMessage, content: str) -> FakeMessage:
         message.content = content
