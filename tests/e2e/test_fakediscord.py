@@ -185,6 +185,16 @@ async def test_button_view_edits_message(fake_discord: FakeDiscord) -> None:
             await fake.click_button(msg, "nope")
 
 
+async def test_slash_and_button_in_dm(fake_discord: FakeDiscord) -> None:
+    fake = fake_discord
+    async with run_discord_client(make_bot(), fake):
+        await fake.invoke_slash("counter", channel=fake.dm_channel)
+        msg = await fake.wait_for_message(fake.dm_channel, lambda m: m.content == "count 0")
+        click = await fake.wait_for_ack(await fake.click_button(msg, "counter:add"))
+        assert click.ack_type == 7 and msg.content == "count 1"
+        assert "user" in click.payload and "member" not in click.payload
+
+
 async def test_modal_submit(fake_discord: FakeDiscord) -> None:
     fake = fake_discord
     async with run_discord_client(make_bot(), fake):
@@ -276,10 +286,11 @@ async def test_oversize_upload_413(fake_discord: FakeDiscord) -> None:
         assert not any(m.filenames == ["big.bin"] for m in fake.bot_messages())
 
 
-async def test_429_is_retried_by_discord_py(fake_discord: FakeDiscord) -> None:
+@pytest.mark.parametrize("is_global", [False, True])
+async def test_429_is_retried_by_discord_py(fake_discord: FakeDiscord, is_global: bool) -> None:
     fake = fake_discord
     async with run_discord_client(make_bot(), fake):
-        fake.rate_limit(r"^POST /channels/\d+/messages$", count=2, retry_after=0.05)
+        fake.rate_limit(r"^POST /channels/\d+/messages$", count=2, retry_after=0.05, is_global=is_global)
         await fake.post_message(fake.channel, fake.member, "!ping")
         await fake.wait_for_message(fake.channel, lambda m: m.content == "pong")
         posts = [r.status for r in fake.requests if r.route == "/channels/{channel_id}/messages"]
