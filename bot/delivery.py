@@ -6,7 +6,6 @@ the result is posted as a normal channel message that mentions the user.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from collections.abc import Callable, Sequence
 
@@ -31,6 +30,13 @@ class Reporter:
     user: discord.abc.User
     channel: discord.abc.Messageable
     guild: discord.Guild | None
+
+    @property
+    def upload_limit(self) -> int:
+        """Bytes one message may upload here."""
+        if self.guild is not None:
+            return self.guild.filesize_limit
+        return discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
 
     async def status(
         self, content: str | None = None, *, embed: discord.Embed | None = None, view: discord.ui.View | None = None,
@@ -68,6 +74,11 @@ class InteractionReporter(Reporter):
         self.channel = channel  # type: ignore[assignment]
         self.lifetime = lifetime
         self.expired = False
+
+    @property
+    def upload_limit(self) -> int:
+        # Discord tells each interaction the limit for its channel (boosts included).
+        return getattr(self.interaction, "filesize_limit", None) or super().upload_limit
 
     def token_usable(self) -> bool:
         if self.expired:
@@ -138,7 +149,3 @@ class MessageReporter(Reporter):
             content=content, embeds=embeds, files=files(), view=view,
             reference=self.message.to_reference(fail_if_not_exists=False),
         )
-
-
-def interaction_age(interaction: discord.Interaction) -> float:
-    return (discord.utils.utcnow() - interaction.created_at) / dt.timedelta(seconds=1)

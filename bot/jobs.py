@@ -492,7 +492,7 @@ class JobService:
         from bot.views import result_view
 
         guild = reporter.guild
-        limit = guild.filesize_limit if guild is not None else discord.utils.DEFAULT_FILE_SIZE_LIMIT_BYTES
+        limit = reporter.upload_limit
         chart = await asyncio.to_thread(result.loss_chart_png)
         budget = limit - len(chart) - 64 * 1024
         with_chart = True

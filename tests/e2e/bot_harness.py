@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 from PIL import Image
 
 from bot.app import StyleBot
 from bot.config import Settings
+from nst_engine.pool import ProcessPoolBackend
 from tests.fakediscord import FakeDiscord, FakeMessage, run_discord_client
 
 # Every job: 48 px output and 2 iterations per scale, so one job takes a second or two on a CPU.
@@ -29,6 +32,15 @@ def png(width: int = 64, height: int = 48, seed: int = 0) -> bytes:
     buf = io.BytesIO()
     im.save(buf, format="PNG")
     return buf.getvalue()
+
+
+def make_backend(**overrides: Any) -> ProcessPoolBackend:
+    """The real worker pool, with random weights on the CPU: one worker, short job limit."""
+    options: dict[str, Any] = {
+        "workers": 1, "device": "cpu", "weights": "random", "job_timeout": 60.0, "progress_interval": 0.2,
+    }
+    options.update(overrides)
+    return ProcessPoolBackend(**options)
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
@@ -71,73 +83,29 @@ def embed_text(msg: FakeMessage) -> str:
     return "\n".join(parts)
 
 
-class InlineBackend:
-    """TEMPORARY stand-in until nst_engine.pool.ProcessPoolBackend lands: the real engine in a thread."""
-
-    capacity = 1
-
-    def __init__(self) -> None:
-        self.model = None
-        self.queued = 0
-
-    async def start(self) -> None:
-        import asyncio
-
-        from nst_engine import load_vgg
-
-        self.model = await asyncio.to_thread(load_vgg, "random", "cpu")
-
-    def submit(self, request):  # type: ignore[no-untyped-def]
-        return _InlineHandle(self, request)
-
-    async def close(self, timeout: float = 10.0) -> None:
-        pass
-
-
-class _InlineHandle:
-    def __init__(self, backend: InlineBackend, request: Any) -> None:
-        import asyncio
-
-        from nst_engine import stylize
-
-        self.job_id = request.job_id
-        self.state = "running"
-        self._stop = False
-        self._events: asyncio.Queue = asyncio.Queue()
-        loop = asyncio.get_running_loop()
-
-        def run():  # type: ignore[no-untyped-def]
-            try:
-                return stylize(
-                    request.content, list(request.styles), options=request.options, model=backend.model,
-                    progress=lambda ev: loop.call_soon_threadsafe(self._events.put_nowait, ev),
-                    should_stop=lambda: self._stop,
-                )
-            finally:
-                loop.call_soon_threadsafe(self._events.put_nowait, None)
-
-        self._future = loop.run_in_executor(None, run)
-
-    def position(self) -> int:
-        return 0
-
-    async def events(self):  # type: ignore[no-untyped-def]
-        while (ev := await self._events.get()) is not None:
-            yield ev
-
-    async def result(self):  # type: ignore[no-untyped-def]
-        return await self._future
-
-    def cancel(self) -> None:
-        self._stop = True
-
-
-@pytest.fixture
-async def backend() -> AsyncIterator[Any]:
-    """A started style backend (random weights, CPU), closed after the test."""
-    b = InlineBackend()
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def pool() -> AsyncIterator[ProcessPoolBackend]:
+    """One started worker pool per test module (starting one takes seconds); tests share it in turn."""
+    b = make_backend()
     await b.start()
     try:
         yield b
     finally:
         await b.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def fake() -> AsyncIterator[FakeDiscord]:
+    """A fresh fake Discord per test, on the module's event loop (the pool lives there too)."""
+    logging.getLogger("fakediscord").setLevel(logging.INFO)
+    server = FakeDiscord()
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+    assert server.unknown_routes == [], f"the bot called routes the fake does not know: {server.unknown_routes}"
+
+
+# Test modules: ``pytestmark = E2E`` and import the fixtures ``pool`` and ``fake`` from here.
+E2E = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]

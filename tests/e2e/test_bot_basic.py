@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.e2e.bot_harness import backend, embed_text, is_error, is_result, make_settings, png, running_bot
+from tests.e2e.bot_harness import E2E, embed_text, fake, is_error, is_result, make_settings, png, pool, running_bot
 from tests.fakediscord import FileSpec
 
-pytestmark = pytest.mark.e2e
-__all__ = ["backend"]  # the fixture
+pytestmark = E2E
+__all__ = ["fake", "pool"]  # fixtures
 
 
-async def test_prefix_command_with_two_images_gets_a_result(fake_discord, tmp_path, backend):
-    fake = fake_discord
-    async with running_bot(fake, make_settings(tmp_path), backend):
+async def test_prefix_command_with_two_images_gets_a_result(fake, tmp_path, pool):
+    async with running_bot(fake, make_settings(tmp_path), pool):
         await fake.post_message(
             fake.channel, fake.member, "!style fast 2",
             attachments=[FileSpec("cat.png", png(seed=1), "image/png"), FileSpec("wave.png", png(seed=2), "image/png")],
@@ -27,9 +24,8 @@ async def test_prefix_command_with_two_images_gets_a_result(fake_discord, tmp_pa
         assert not any(is_error(m) for m in fake.bot_messages())
 
 
-async def test_slash_command_is_acknowledged_fast_and_answered(fake_discord, tmp_path, backend):
-    fake = fake_discord
-    async with running_bot(fake, make_settings(tmp_path), backend):
+async def test_slash_command_is_acknowledged_fast_and_answered(fake, tmp_path, pool):
+    async with running_bot(fake, make_settings(tmp_path), pool):
         assert {c.name for c in fake.commands} >= {"style", "style-limits", "style-help"}
         record = await fake.invoke_slash(
             "style",
