@@ -1,0 +1,732 @@
+"""``ProcessPoolBackend``: runs style jobs in worker processes and gives asyncio an interface to them.
+
+Each worker is a ``spawn``ed process that loads VGG19 once and then runs one job at a time (on GPUs one worker per
+device, pinned to it). Jobs wait in a bounded FIFO queue and go to idle workers. Each worker has a reader thread
+that blocks on the worker's result pipe and hands messages to the event loop with ``call_soon_threadsafe``: no
+polling, and the loop never blocks on a pipe. Jobs are sent from a small thread pool for the same reason.
+
+Environment variables (read by ``ProcessPoolBackend.from_env``; keyword overrides win):
+
+==========================  ===============================================================================
+``NST_WORKERS``             worker processes (default: one per visible CUDA device, else 1)
+``NST_DEVICE``              ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` (default ``auto``: CUDA when available).
+                            The constructor also falls back to it when ``device`` is None.
+``NST_WEIGHTS``             ``imagenet`` | ``random`` (tests only) | path to a state_dict (default ``imagenet``).
+                            The workers' engine also falls back to it when ``weights`` is None.
+``NST_JOB_TIMEOUT``         seconds one job may run before it is stopped (default 600)
+``NST_MAX_QUEUE``           jobs that may wait for a worker before submit raises QueueFullError (default 32)
+``NST_PROGRESS_INTERVAL``   at most one progress event per job per this many seconds (default 0.5)
+``NST_THREADS_PER_WORKER``  torch CPU threads per worker (default: usable cores divided among the workers)
+``NST_START_TIMEOUT``       seconds ``start()`` waits for the workers to load the weights (default 180)
+``NST_STOP_GRACE``          seconds a cancelled or timed-out job has to stop before its worker is killed and
+                            replaced (default 10)
+==========================  ===============================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import math
+import multiprocessing as mp
+import os
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Literal
+
+from PIL import Image
+
+from nst_engine.errors import (
+    Cancelled,
+    JobFailedError,
+    JobTimeoutError,
+    NSTError,
+    PoolClosedError,
+    PoolError,
+    QueueFullError,
+    WorkerCrashedError,
+)
+from nst_engine.pool.config import default_threads, env_float, env_int, env_str, plan_devices
+from nst_engine.pool.job import PoolJob, StopReason
+from nst_engine.pool.protocol import StyleRequest
+from nst_engine.pool.validate import validate_request
+from nst_engine.pool.wire import (
+    Done,
+    ErrorInfo,
+    Failed,
+    JobSpec,
+    LoadFailed,
+    Progress,
+    RawImage,
+    Ready,
+    decode_error,
+)
+from nst_engine.pool.worker import worker_main
+from nst_engine.types import ProgressEvent, StyleOptions, StyleResult
+
+log = logging.getLogger("nst_engine.pool")
+
+WorkerState = Literal["starting", "idle", "busy", "dead", "broken"]
+RESPAWN_ATTEMPTS = 3
+_spawn_lock = threading.Lock()  # multiprocessing's bookkeeping of children is not meant for concurrent starts
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A snapshot of one worker slot, for status pages and tests."""
+
+    index: int
+    device: str
+    pid: int | None
+    state: WorkerState
+    job_id: str | None
+    jobs_done: int
+    restarts: int
+
+
+@dataclass(frozen=True)
+class _ProgressIn:
+    seq: int
+    event: ProgressEvent
+
+
+@dataclass(frozen=True)
+class _DoneIn:
+    seq: int
+    result: StyleResult
+    steps: int
+
+
+def _inflate(message: Any) -> Any:
+    """Turn raw images back into PIL images (on the reader thread, so the event loop does not pay for it)."""
+    if isinstance(message, Progress):
+        event = message.event
+        if message.preview is not None:
+            event = _with_preview(event, message.preview.to_pil())
+        return _ProgressIn(message.seq, event)
+    if isinstance(message, Done):
+        return _DoneIn(message.seq, StyleResult(message.image.to_pil(), message.summary, message.history), message.steps)
+    return message
+
+
+def _with_preview(event: ProgressEvent, preview: Image.Image) -> ProgressEvent:
+    import dataclasses
+
+    return dataclasses.replace(event, preview=preview)
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """``exitcode`` of a dead process in words."""
+    if exitcode is None:
+        return "exited with an unknown status"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = " (often the system's out-of-memory killer)" if -exitcode == signal.SIGKILL else ""
+        return f"was killed by {name}{hint}"
+    return f"exited with code {exitcode}"
+
+
+class _Worker:
+    """One worker process (a slot gets a new ``_Worker`` when its process is replaced)."""
+
+    def __init__(self, pool: ProcessPoolBackend, index: int, device: str) -> None:
+        ctx = pool._ctx
+        self.pool = pool
+        self.index = index
+        self.device = device
+        child_jobs, self.jobs = ctx.Pipe(duplex=False)
+        self.results, child_results = ctx.Pipe(duplex=False)
+        self._child_ends = (child_jobs, child_results)
+        self.cancel_seq = ctx.Value("q", 0, lock=False)  # one aligned int64: reads and writes are atomic
+        self.process = ctx.Process(
+            target=worker_main,
+            name=f"nst-worker-{index}",
+            daemon=True,  # the interpreter's exit handler terminates daemonic children if close() was skipped
+            args=(
+                index,
+                device,
+                pool.weights,
+                pool.threads_per_worker,
+                pool.progress_interval,
+                child_jobs,
+                child_results,
+                self.cancel_seq,
+                os.getpid(),
+            ),
+        )
+        loop = pool._loop
+        assert loop is not None
+        self.loop = loop
+        self.state: WorkerState = "starting"
+        self.pid: int | None = None
+        self.job: PoolJob | None = None
+        self.seq = 0
+        self.jobs_done = 0
+        self.exitcode: int | None = None
+        self.ready: asyncio.Future[Ready] = loop.create_future()
+        self.exited: asyncio.Future[int | None] = loop.create_future()
+        self.launched: asyncio.Future[None] | None = None
+        self.sending: asyncio.Future[None] | None = None
+        self.reader: threading.Thread | None = None
+        # Nobody may wait on these; mark their exceptions as seen so asyncio does not log them.
+        self.ready.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    def launch(self) -> None:
+        """Start the process and its reader thread (blocking: runs in a helper thread)."""
+        with _spawn_lock:
+            self.process.start()
+        self.pid = self.process.pid
+        for end in self._child_ends:  # the child holds its own copies; ours would hide its death (no EOF)
+            end.close()
+        self.reader = threading.Thread(target=self._read, name=f"nst-pool-reader-{self.index}", daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        while True:
+            try:
+                message = self.results.recv()
+            except (EOFError, OSError):
+                break
+            except Exception:  # a message that cannot be unpickled: log it and keep the pipe going
+                log.exception("worker %d sent a message that could not be read", self.index)
+                continue
+            try:
+                message = _inflate(message)
+            except Exception:
+                log.exception("worker %d sent a malformed message", self.index)
+                continue
+            self._post(self.pool._on_message, self, message)
+        # The worker closed its end: it is exiting (or was killed). Reap it to learn how it ended.
+        self.process.join(timeout=5)
+        if self.process.exitcode is None:
+            self.process.kill()
+            self.process.join(timeout=5)
+        for _ in range(50):  # another thread (multiprocessing.active_children) may be reaping it right now
+            if self.process.exitcode is not None:
+                break
+            time.sleep(0.01)
+        self._post(self.pool._on_exit, self, self.process.exitcode)
+
+    def _post(self, callback: Any, *args: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:  # the event loop is closed: nobody is listening any more
+            pass
+
+    def signal(self, sig: int) -> None:
+        """Send ``sig`` unless the process has already been reaped (so a reused pid is never hit)."""
+        if self.pid is not None and self.process.exitcode is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def close_jobs_pipe(self) -> None:
+        if not self.jobs.closed:
+            self.jobs.close()
+
+    def info(self, restarts: int) -> WorkerInfo:
+        job_id = self.job.job_id if self.job is not None else None
+        return WorkerInfo(self.index, self.device, self.pid, self.state, job_id, self.jobs_done, restarts)
+
+
+def _send_job(worker: _Worker, job: PoolJob) -> None:
+    """Serialise a job and write it to the worker's pipe (runs in a sender thread)."""
+    request = job.request
+    options = request.options
+    size = _output_size(options)
+    content = _shrink(request.content, size)
+    style_side = max(1, round(size * options.style_scale))
+    styles = tuple(RawImage.from_pil(_shrink(s, style_side)) for s in request.styles)
+    spec = JobSpec(job.seq, job.job_id, RawImage.from_pil(content), styles, options)
+    worker.jobs.send(spec)
+
+
+def _output_size(options: StyleOptions) -> int:
+    from nst_engine.presets import get_preset
+
+    return options.size if options.size is not None else get_preset(options.preset).size
+
+
+def _shrink(image: Image.Image, side: int) -> Image.Image:
+    """Box-reduce an image far larger than the engine will use, keeping at least twice the needed long side.
+
+    The engine's own antialiased resize then makes the final size, so the picture is unchanged to the eye, while a
+    40-megapixel upload is not copied through a pipe and into tensors at full size.
+    """
+    factor = max(image.size) // (2 * side)
+    return image.reduce(factor) if factor >= 2 else image
+
+
+class ProcessPoolBackend:
+    """Runs style jobs in worker processes (implements ``StyleBackend``). See the module docstring for settings.
+
+    Use ``async with ProcessPoolBackend(...) as pool`` or ``await pool.start()`` / ``await pool.close()``; submit and
+    cancel from the event loop's thread.
+    """
+
+    def __init__(
+        self,
+        *,
+        workers: int | None = None,
+        device: str | None = None,
+        weights: str | None = None,
+        job_timeout: float = 600.0,
+        max_queue: int = 32,
+        progress_interval: float = 0.5,
+        threads_per_worker: int | None = None,
+        start_timeout: float = 180.0,
+        stop_grace: float = 10.0,
+    ) -> None:
+        for name, value in (("job_timeout", job_timeout), ("start_timeout", start_timeout)):
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number of seconds, got {value}")
+        if not (math.isfinite(stop_grace) and stop_grace >= 0):
+            raise ValueError(f"stop_grace must be >= 0 seconds, got {stop_grace}")
+        if not (math.isfinite(progress_interval) and progress_interval >= 0):
+            raise ValueError(f"progress_interval must be >= 0 seconds, got {progress_interval}")
+        if max_queue < 0:
+            raise ValueError(f"max_queue must be >= 0, got {max_queue}")
+        if threads_per_worker is not None and threads_per_worker < 1:
+            raise ValueError(f"threads_per_worker must be at least 1, got {threads_per_worker}")
+        self.devices = plan_devices(device, workers)
+        self.weights = weights
+        self.job_timeout = float(job_timeout)
+        self.max_queue = max_queue
+        self.progress_interval = float(progress_interval)
+        self.threads_per_worker = threads_per_worker or default_threads(len(self.devices))
+        self.start_timeout = float(start_timeout)
+        self.stop_grace = float(stop_grace)
+        self._ctx = mp.get_context("spawn")  # CUDA cannot be initialised in a forked child
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._workers: list[_Worker] = []
+        self._restarts = [0] * len(self.devices)
+        self._live: set[_Worker] = set()  # started and not yet seen exiting
+        self._queue: collections.deque[PoolJob] = collections.deque()
+        self._respawns: set[asyncio.Task[None]] = set()
+        self._sender: ThreadPoolExecutor | None = None
+        self._started = False
+        self._closing = False
+        self._closed = asyncio.Event()
+        self._broken: str | None = None
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> ProcessPoolBackend:
+        """A pool configured from the NST_* environment variables (see the module docstring)."""
+        settings: dict[str, Any] = {
+            "workers": env_int("NST_WORKERS"),
+            "device": env_str("NST_DEVICE"),
+            "weights": env_str("NST_WEIGHTS"),
+            "job_timeout": env_float("NST_JOB_TIMEOUT"),
+            "max_queue": env_int("NST_MAX_QUEUE"),
+            "progress_interval": env_float("NST_PROGRESS_INTERVAL"),
+            "threads_per_worker": env_int("NST_THREADS_PER_WORKER"),
+            "start_timeout": env_float("NST_START_TIMEOUT"),
+            "stop_grace": env_float("NST_STOP_GRACE"),
+        }
+        settings = {name: value for name, value in settings.items() if value is not None}
+        settings.update(overrides)
+        return cls(**settings)
+
+    # StyleBackend ------------------------------------------------------------------------------------------------
+
+    @property
+    def capacity(self) -> int:
+        return len(self.devices)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    @property
+    def running(self) -> int:
+        return sum(1 for w in self._workers if w.job is not None)
+
+    @property
+    def workers(self) -> list[WorkerInfo]:
+        return [w.info(self._restarts[w.index]) for w in self._workers]
+
+    async def start(self) -> None:
+        """Start the workers and wait until every one has loaded the weights (bounded by ``start_timeout``)."""
+        if self._closing:
+            raise PoolClosedError("the style pool is closed; make a new one")
+        if self._started:
+            return
+        self._loop = asyncio.get_running_loop()
+        self._started = True
+        self._sender = ThreadPoolExecutor(max_workers=len(self.devices), thread_name_prefix="nst-pool-send")
+        workers = [self._new_worker(index) for index in range(len(self.devices))]
+        try:
+            await asyncio.gather(*(w.launched for w in workers if w.launched is not None))
+            await asyncio.wait_for(asyncio.gather(*(asyncio.shield(w.ready) for w in workers)), self.start_timeout)
+        except TimeoutError:
+            await self.close(timeout=5)
+            raise PoolError(
+                f"the style workers did not finish loading the VGG19 weights within {self.start_timeout:g} s "
+                "(NST_START_TIMEOUT); the machine may be overloaded"
+            ) from None
+        except BaseException:
+            await self.close(timeout=5)
+            raise
+        log.info(
+            "pool ready: %d worker(s) on %s, %d thread(s) each, weights=%s",
+            len(workers),
+            ", ".join(self.devices),
+            self.threads_per_worker,
+            self.weights or os.environ.get("NST_WEIGHTS") or "imagenet",
+        )
+
+    def submit(self, request: StyleRequest) -> PoolJob:
+        """Queue a job; raises QueueFullError, PoolClosedError, or OptionsError for an invalid request."""
+        if self._closing:
+            raise PoolClosedError("the style service is shutting down and accepts no new jobs")
+        if self._broken is not None:
+            raise PoolClosedError(self._broken)
+        if not self._started:
+            raise PoolClosedError("the style pool has not been started; await pool.start() first")
+        validate_request(request)
+        idle = any(w.state == "idle" for w in self._workers)
+        if not idle and len(self._queue) >= self.max_queue:
+            raise QueueFullError(f"the queue is full ({len(self._queue)} jobs waiting); try again in a few minutes")
+        timeout = request.timeout if request.timeout is not None else self.job_timeout
+        job = PoolJob(self, request, timeout)
+        self._queue.append(job)
+        self._dispatch()
+        return job
+
+    async def close(self, timeout: float = 10.0) -> None:
+        """Stop accepting, cancel queued and running jobs, and leave no worker process behind.
+
+        Running jobs get a cooperative stop first; workers still alive near the deadline are terminated, then
+        killed, so the call returns in about ``timeout`` seconds (at most ~2 s more if a kill is needed).
+        """
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+
+        def left(share: float = 1.0) -> float:
+            return max(0.0, (deadline - loop.time()) * share)
+
+        for task in self._respawns:
+            task.cancel()
+        while self._queue:
+            job = self._queue.popleft()
+            self._finish(job, "cancelled", error=Cancelled("the style service is shutting down; the job never started"))
+        running = [w.job for w in self._workers if w.job is not None and not w.job.done]
+        for job in running:
+            self._stop_running(job, "shutdown")
+        if running:  # a cooperative stop takes one iteration; give it part of the budget
+            await asyncio.wait([asyncio.ensure_future(j._finished.wait()) for j in running], timeout=left(0.4))
+        launches = [w.launched for w in self._live if w.launched is not None and not w.launched.done()]
+        if launches:
+            await asyncio.wait(launches, timeout=left(0.5))
+        for worker in list(self._live):
+            if worker.sending is None or worker.sending.done():  # never close a pipe under a sender thread
+                worker.close_jobs_pipe()  # the worker's recv loop ends: it exits by itself
+        await self._wait_exits(left(0.7))
+        for sig, wait in ((signal.SIGTERM, max(0.5, left(0.8))), (signal.SIGKILL, 2.0)):
+            if not self._live:
+                break
+            for worker in self._live:
+                log.warning("worker %d (pid %s) did not exit in time; sending %s", worker.index, worker.pid, sig.name)
+                worker.signal(sig)
+            await self._wait_exits(wait)
+        for worker in self._workers:  # anything still unresolved (a worker that could not even be killed)
+            if worker.job is not None and not worker.job.done:
+                self._finish(worker.job, "cancelled", error=Cancelled("the style service shut down"))
+        readers = [w.reader for w in self._workers if w.reader is not None]
+        await asyncio.to_thread(_join_threads, readers, 2.0)
+        for worker in self._workers:
+            worker.close_jobs_pipe()
+            worker.results.close()
+        if self._sender is not None:
+            self._sender.shutdown(wait=False, cancel_futures=True)
+        if self._live:
+            log.error("pool closed with %d worker(s) still alive: %s", len(self._live), [w.pid for w in self._live])
+        else:
+            log.info("pool closed")
+        self._closed.set()
+
+    async def __aenter__(self) -> ProcessPoolBackend:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    # Internals: all run on the event loop's thread ------------------------------------------------------------
+
+    def _new_worker(self, index: int) -> _Worker:
+        worker = _Worker(self, index, self.devices[index])
+        if index < len(self._workers):
+            self._workers[index] = worker
+        else:
+            self._workers.append(worker)
+        self._live.add(worker)
+        worker.launched = asyncio.ensure_future(asyncio.to_thread(worker.launch))
+        worker.launched.add_done_callback(lambda f, w=worker: self._on_launched(w, f))
+        return worker
+
+    def _on_launched(self, worker: _Worker, future: asyncio.Future[None]) -> None:
+        if future.cancelled() or future.exception() is None:
+            return
+        # The process could not even be started (e.g. out of file descriptors).
+        error = PoolError(f"worker {worker.index} could not be started: {future.exception()}")
+        if not worker.ready.done():
+            worker.ready.set_exception(error)
+        self._on_exit(worker, None)
+
+    async def _wait_exits(self, timeout: float) -> None:
+        pending = [w.exited for w in self._live]
+        if pending and timeout > 0:
+            await asyncio.wait(pending, timeout=timeout)
+
+    def _position(self, job: PoolJob) -> int:
+        if job.state != "queued":
+            return 0
+        try:
+            return self._queue.index(job) + 1
+        except ValueError:
+            return 0
+
+    def _dispatch(self) -> None:
+        if self._closing:
+            return
+        while self._queue:
+            worker = next((w for w in self._workers if w.state == "idle"), None)
+            if worker is None:
+                return
+            self._run(worker, self._queue.popleft())
+
+    def _run(self, worker: _Worker, job: PoolJob) -> None:
+        assert self._loop is not None and self._sender is not None
+        worker.seq += 1
+        worker.state = "busy"
+        worker.job = job
+        job.mark_running(worker, worker.pid, worker.seq)
+        job.timers.append(self._loop.call_later(job.timeout, self._on_timeout, job))
+        sending = self._loop.run_in_executor(self._sender, _send_job, worker, job)
+        worker.sending = sending
+        sending.add_done_callback(lambda f: self._on_sent(worker, job, f))
+
+    def _on_sent(self, worker: _Worker, job: PoolJob, future: asyncio.Future[None]) -> None:
+        if future.cancelled():
+            exc: BaseException | None = Cancelled("the style service is shutting down")
+        else:
+            exc = future.exception()
+        if exc is None or isinstance(exc, OSError):
+            return  # sent; or the worker is dying, which its reader thread reports
+        log.error("could not send job %s to worker %d", job.job_id, worker.index, exc_info=exc)
+        if worker.job is job:
+            worker.job = None
+            worker.state = "idle" if worker.state == "busy" else worker.state
+            error = exc if isinstance(exc, NSTError) else JobFailedError(f"the job could not be handed to a worker ({exc})")
+            self._finish(job, "failed", error=error)
+            self._dispatch()
+
+    def _cancel(self, job: PoolJob) -> None:
+        if job.done:
+            return
+        if job.state == "queued":
+            self._queue.remove(job)
+            self._finish(job, "cancelled", error=Cancelled("the job was cancelled before it started"))
+        else:
+            self._stop_running(job, "cancel")
+
+    def _stop_running(self, job: PoolJob, reason: StopReason) -> None:
+        """Ask the worker to stop ``job`` (it polls the flag every iteration); kill it if it does not, in time."""
+        worker: _Worker | None = job.worker
+        if job.stop_reason is not None or worker is None or job.done:
+            return
+        job.stop_reason = reason
+        worker.cancel_seq.value = job.seq
+        if reason != "shutdown" and self._loop is not None:  # close() has its own deadline
+            job.timers.append(self._loop.call_later(self.stop_grace, self._kill_stuck, worker, job))
+
+    def _on_timeout(self, job: PoolJob) -> None:
+        if job.state == "running" and not job.done and job.stop_reason is None:
+            log.warning("job %s exceeded its %g s limit; stopping it", job.job_id, job.timeout)
+            self._stop_running(job, "timeout")
+
+    def _kill_stuck(self, worker: _Worker, job: PoolJob) -> None:
+        if worker.job is job and not job.done:
+            log.warning(
+                "worker %d (pid %s) did not stop job %s within %g s; killing and replacing it",
+                worker.index,
+                worker.pid,
+                job.job_id,
+                self.stop_grace,
+            )
+            worker.signal(signal.SIGKILL)
+
+    @staticmethod
+    def _stop_error(job: PoolJob) -> tuple[Literal["cancelled", "failed"], Exception]:
+        if job.stop_reason == "timeout":
+            return "failed", JobTimeoutError(
+                f"the job took longer than {job.timeout:g} s and was stopped; "
+                "try a smaller size, fewer iterations or the 'fast' preset"
+            )
+        if job.stop_reason == "shutdown":
+            return "cancelled", Cancelled("the style service is shutting down; the job was stopped")
+        return "cancelled", Cancelled("the job was cancelled")
+
+    def _on_message(self, worker: _Worker, message: Any) -> None:
+        if isinstance(message, _ProgressIn):
+            job = worker.job
+            if job is not None and job.seq == message.seq and not job.done:
+                job.steps = max(job.steps, message.event.step)
+                job.push_event(message.event)
+        elif isinstance(message, _DoneIn | Failed):
+            self._on_job_end(worker, message)
+        elif isinstance(message, Ready):
+            worker.pid = message.pid
+            if worker.state == "starting":
+                worker.state = "idle"
+            if not worker.ready.done():
+                worker.ready.set_result(message)
+            log.info(
+                "worker %d ready: pid %d on %s, weights loaded in %.1f s",
+                worker.index,
+                message.pid,
+                message.device,
+                message.load_seconds,
+            )
+            self._dispatch()
+        elif isinstance(message, LoadFailed):
+            if not worker.ready.done():
+                worker.ready.set_exception(self._load_error(worker, message.error))
+
+    def _on_job_end(self, worker: _Worker, message: _DoneIn | Failed) -> None:
+        job = worker.job
+        if job is None or job.seq != message.seq:
+            log.warning("worker %d reported on job seq %d it is not running; ignored", worker.index, message.seq)
+            return
+        worker.job = None
+        worker.jobs_done += 1
+        if worker.state == "busy":
+            worker.state = "idle"
+        job.steps = message.steps
+        if isinstance(message, _DoneIn):
+            if job.stop_reason is not None:  # finished just as it was told to stop: the stop wins
+                self._finish(job, *self._stop_error(job))
+            else:
+                self._finish(job, "done", result=message.result)
+        else:
+            self._finish_failed(job, message.error)
+        self._dispatch()
+
+    def _finish_failed(self, job: PoolJob, info: ErrorInfo) -> None:
+        error = decode_error(info)
+        if isinstance(error, Cancelled) and job.stop_reason is not None:
+            self._finish(job, *self._stop_error(job))
+            return
+        if info.detail:  # an unexpected error: the traceback is for the log, never for users
+            log.error("job %s failed inside the worker:\n%s", job.job_id, info.detail)
+        self._finish(job, "cancelled" if isinstance(error, Cancelled) else "failed", error=error)
+
+    def _on_exit(self, worker: _Worker, exitcode: int | None) -> None:
+        if worker.exited.done():
+            return
+        worker.exitcode = exitcode
+        was_ready = worker.ready.done() and not worker.ready.cancelled() and worker.ready.exception() is None
+        worker.state = "dead"
+        self._live.discard(worker)
+        how = describe_exit(exitcode)
+        if not worker.ready.done():
+            worker.ready.set_exception(
+                WorkerCrashedError(f"worker {worker.index} (pid {worker.pid}) {how} while loading the weights")
+            )
+        job = worker.job
+        if job is not None and not job.done:
+            worker.job = None
+            if job.stop_reason is not None:
+                self._finish(job, *self._stop_error(job))
+            else:
+                self._finish(
+                    job,
+                    "failed",
+                    error=WorkerCrashedError(
+                        f"the worker process running this job {how} (pid {worker.pid}); the job is lost and the "
+                        "worker is being replaced: try again, perhaps at a smaller size"
+                    ),
+                )
+        if not self._closing:
+            (log.warning if was_ready else log.info)("worker %d (pid %s) %s", worker.index, worker.pid, how)
+        worker.exited.set_result(exitcode)
+        if was_ready and not self._closing and self._workers[worker.index] is worker:
+            task = asyncio.ensure_future(self._respawn(worker.index))
+            self._respawns.add(task)
+            task.add_done_callback(self._respawns.discard)
+
+    async def _respawn(self, index: int) -> None:
+        """Replace a dead worker; after RESPAWN_ATTEMPTS failures in a row the slot is given up."""
+        for attempt in range(1, RESPAWN_ATTEMPTS + 1):
+            self._restarts[index] += 1
+            worker = self._new_worker(index)
+            try:
+                await asyncio.wait_for(asyncio.shield(worker.ready), self.start_timeout)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("restarting worker %d failed (attempt %d): %s", index, attempt, exc)
+                worker.signal(signal.SIGKILL)
+                await asyncio.sleep(min(30.0, 2.0**attempt))
+        self._workers[index].state = "broken"
+        log.error("worker %d could not be restarted %d times; giving it up", index, RESPAWN_ATTEMPTS)
+        if all(w.state == "broken" for w in self._workers):
+            self._broken = "no style worker is running (they failed to restart); the bot needs attention"
+            while self._queue:
+                self._finish(self._queue.popleft(), "failed", error=WorkerCrashedError(self._broken))
+
+    def _load_error(self, worker: _Worker, info: ErrorInfo) -> Exception:
+        error = decode_error(info)
+        prefix = f"worker {worker.index} ({worker.device}) could not load the VGG19 weights"
+        if isinstance(error, NSTError) and not isinstance(error, JobFailedError):
+            return type(error)(f"{prefix}: {error}")
+        if info.detail:
+            log.error("%s:\n%s", prefix, info.detail)
+        return PoolError(f"{prefix}: {info.type_name}: {info.message}")
+
+    def _finish(
+        self,
+        job: PoolJob,
+        state: Literal["done", "failed", "cancelled"],
+        *,
+        result: StyleResult | None = None,
+        error: BaseException | None = None,
+    ) -> None:
+        pid = job.worker_pid
+        job.finish(state, result, error)
+        waited = (job.started_at or job.finished_at or 0.0) - job.submitted_at
+        ran = (job.finished_at or 0.0) - job.started_at if job.started_at is not None else 0.0
+        outcome = state if error is None else f"{state} ({type(error).__name__}: {error})"
+        log.info(
+            "job %s owner=%s outcome=%s worker_pid=%s waited=%.2fs ran=%.2fs steps=%d",
+            job.job_id,
+            job.owner or "-",
+            outcome,
+            pid if pid is not None else "-",
+            waited,
+            ran,
+            job.steps,
+        )
+
+
+def _join_threads(threads: list[threading.Thread], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))

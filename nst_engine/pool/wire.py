@@ -1,0 +1,134 @@
+"""Messages between the pool (asyncio side) and its worker processes, and how errors cross the process boundary.
+
+Images travel as raw RGB bytes plus their size: cheaper than pickling PIL objects and independent of Pillow's
+pickle format. Exceptions travel as an ``ErrorInfo`` (class name, message, role) and are rebuilt as the same
+``nst_engine.errors`` class on the other side, because pickling an exception loses keyword-only fields like ``role``.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from typing import Literal
+
+from PIL import Image
+
+from nst_engine import errors
+from nst_engine.types import HistoryPoint, LossSummary, ProgressEvent, StyleOptions
+
+
+@dataclass(frozen=True)
+class RawImage:
+    """An RGB image as bytes: 3 bytes per pixel, row by row."""
+
+    width: int
+    height: int
+    data: bytes
+
+    @classmethod
+    def from_pil(cls, image: Image.Image) -> RawImage:
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        return cls(rgb.width, rgb.height, rgb.tobytes())
+
+    def to_pil(self) -> Image.Image:
+        return Image.frombytes("RGB", (self.width, self.height), self.data)
+
+
+# Parent -> worker ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job for a worker. ``seq`` identifies it on that worker (the cancel flag holds the seq to stop)."""
+
+    seq: int
+    job_id: str
+    content: RawImage
+    styles: tuple[RawImage, ...]
+    options: StyleOptions
+
+
+# Worker -> parent ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ErrorInfo:
+    """An exception in a picklable, rebuildable form.
+
+    kind: ``typed`` (a class of nst_engine.errors, rebuilt as such), ``oom`` (out of memory, also after the retry),
+    ``unknown`` (anything else: reported as JobFailedError; ``detail`` keeps the traceback for the log only).
+    """
+
+    kind: Literal["typed", "oom", "unknown"]
+    type_name: str
+    message: str
+    role: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
+class Ready:
+    pid: int
+    device: str
+    load_seconds: float
+
+
+@dataclass(frozen=True)
+class LoadFailed:
+    error: ErrorInfo
+
+
+@dataclass(frozen=True)
+class Progress:
+    seq: int
+    event: ProgressEvent  # with preview=None: the preview travels as raw bytes beside it
+    preview: RawImage | None
+
+
+@dataclass(frozen=True)
+class Done:
+    seq: int
+    image: RawImage
+    summary: LossSummary
+    history: list[HistoryPoint]
+    steps: int  # iterations the worker ran for this job (retry included)
+
+
+@dataclass(frozen=True)
+class Failed:
+    seq: int
+    error: ErrorInfo
+    steps: int
+
+
+WorkerMessage = Ready | LoadFailed | Progress | Done | Failed
+
+
+def encode_error(exc: BaseException, *, oom: bool = False) -> ErrorInfo:
+    """Describe ``exc`` for the parent. ``oom`` marks an out-of-memory error already phrased for the user."""
+    if oom:
+        return ErrorInfo("oom", type(exc).__name__, str(exc))
+    cls = type(exc)
+    if isinstance(exc, errors.NSTError) and getattr(errors, cls.__name__, None) is cls:
+        return ErrorInfo("typed", cls.__name__, str(exc), role=getattr(exc, "role", None))
+    detail = "".join(traceback.format_exception(exc)).rstrip()
+    return ErrorInfo("unknown", cls.__name__, _one_line(str(exc)), detail=detail)
+
+
+def decode_error(info: ErrorInfo) -> Exception:
+    """Rebuild the exception that ``encode_error`` described, as the pool reports it to callers."""
+    if info.kind == "oom":
+        return errors.OutOfMemoryError(info.message)
+    if info.kind == "typed":
+        cls = getattr(errors, info.type_name, None)
+        if isinstance(cls, type) and issubclass(cls, errors.NSTError):
+            if issubclass(cls, errors.ImageError):
+                return cls(info.message, role=info.role or "image")
+            return cls(info.message)
+    text = f"{info.type_name}: {info.message}" if info.message else info.type_name
+    return errors.JobFailedError(f"the style job failed unexpectedly ({text}); the details are in the bot's log")
+
+
+def _one_line(text: str, limit: int = 200) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= limit else line[: limit - 1] + "…"
