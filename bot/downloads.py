@@ -6,6 +6,8 @@ import asyncio
 
 import aiohttp
 
+from nst_engine.images import human_bytes
+
 CHUNK = 64 * 1024
 
 
@@ -25,16 +27,12 @@ class DownloadTimeout(DownloadError):
     pass
 
 
-def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MB"
-
-
 async def download(
     session: aiohttp.ClientSession, url: str, *, filename: str, max_bytes: int, timeout: float
 ) -> bytes:
     """Fetch ``url`` into memory, stopping as soon as more than ``max_bytes`` arrive."""
     too_large = DownloadTooLarge(
-        f"`{filename}` is larger than the {_mb(max_bytes)} limit.", filename=filename
+        f"`{filename}` is larger than the {human_bytes(max_bytes)} limit.", filename=filename
     )
     try:
         async with asyncio.timeout(timeout):

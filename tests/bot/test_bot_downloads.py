@@ -57,7 +57,7 @@ async def test_downloads_within_the_cap(server):
 
 async def test_declared_length_over_cap_is_refused(server):
     session, base = server
-    with pytest.raises(DownloadTooLarge, match=r"`a.png` is larger than the 0.1 MB limit"):
+    with pytest.raises(DownloadTooLarge, match=r"`a.png` is larger than the 100 KB limit"):
         await download(session, f"{base}/ok", filename="a.png", max_bytes=len(BODY) - 1, timeout=5)
 
 

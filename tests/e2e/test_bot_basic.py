@@ -41,3 +41,47 @@ async def test_slash_command_is_acknowledged_fast_and_answered(fake, tmp_path, p
         assert status is not None
         await fake.wait_for(lambda: "Done" in status.content, timeout=5, what="status edited to Done")
         assert status.edits >= 2  # "Starting…", progress, then "Done"
+
+
+async def test_each_preset_reply_form_mention_prefix_and_rerun_button(fake, tmp_path, pool):
+    async with running_bot(fake, make_settings(tmp_path, bot_prefix="?"), pool) as bot:
+        # Every preset via the slash command.
+        for preset in ("fast", "balanced"):
+            record = await fake.invoke_slash("style", {"content": ("c.png", png(seed=5)),
+                                                       "style": ("s.png", png(seed=6)), "preset": preset})
+            await fake.wait_for_ack(record, timeout=3)
+            result = await fake.wait_for_message(fake.channel, is_result, timeout=60)
+            assert f"Preset: {preset}" in embed_text(result)
+
+        # Reply form: the content image is on the replied-to message, the style on the command.
+        content_msg = await fake.post_message(fake.channel, fake.admin, "look", attachments=[("me.png", png(seed=7))])
+        await fake.post_message(fake.channel, fake.member, "?style fast", attachments=[("art.png", png(seed=8))],
+                                reference=content_msg)
+        result = await fake.wait_for_message(fake.channel, is_result, timeout=60)
+        status = next(m for m in fake.bot_messages(fake.channel) if "`me.png` in the style of `art.png`" in m.content)
+        assert status is not None
+
+        # A mention works as a prefix too.
+        await fake.post_message(fake.channel, fake.member, f"<@{fake.bot_user.id}> style fast",
+                                attachments=[("a.png", png(seed=9)), ("b.png", png(seed=10))])
+        result = await fake.wait_for_message(fake.channel, is_result, timeout=60)
+
+        # "Stronger style" re-runs the last job from the kept inputs with twice the strength.
+        job_ids = [cid.split(":")[-1] for cid in result.custom_ids() if cid.startswith("nst:rerun:stronger:")]
+        assert job_ids and bot.jobs.reruns.get(job_ids[0]) is not None
+        click = await fake.click_button(result, f"nst:rerun:stronger:{job_ids[0]}")
+        await fake.wait_for_ack(click, timeout=3)
+        rerun = await fake.wait_for_message(fake.channel, is_result, timeout=60, since=result)
+        assert rerun.id != result.id
+        assert any("strength 2" in m.content for m in fake.bot_messages(fake.channel))
+
+
+async def test_help_works_in_dms_and_servers(fake, tmp_path, pool):
+    async with running_bot(fake, make_settings(tmp_path, max_file_mb=4), pool):
+        record = await fake.invoke_slash("style-help", channel=fake.dm_channel)
+        await fake.wait_for_ack(record, timeout=3)
+        text = embed_text(record.original)
+        assert "/style content:" in text and "Files up to 4 MB" in text
+        await fake.post_message(fake.channel, fake.member, "!style-help")
+        msg = await fake.wait_for_message(fake.channel, lambda m: "Neural style transfer" in embed_text(m))
+        assert "!style" in embed_text(msg)
