@@ -110,7 +110,9 @@ def _inflate(message: Any) -> Any:
             event = _with_preview(event, message.preview.to_pil())
         return _ProgressIn(message.seq, event)
     if isinstance(message, Done):
-        return _DoneIn(message.seq, StyleResult(message.image.to_pil(), message.summary, message.history), message.steps)
+        return _DoneIn(
+            message.seq, StyleResult(message.image.to_pil(), message.summary, message.history), message.steps
+        )
     return message
 
 
@@ -317,6 +319,7 @@ class ProcessPoolBackend:
         self._closing = False
         self._closed = asyncio.Event()
         self._broken: str | None = None
+        self._changed = asyncio.Event()  # replaced on every worker state change; see _notify
 
     @classmethod
     def from_env(cls, **overrides: Any) -> ProcessPoolBackend:
@@ -353,6 +356,26 @@ class ProcessPoolBackend:
     @property
     def workers(self) -> list[WorkerInfo]:
         return [w.info(self._restarts[w.index]) for w in self._workers]
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        """Wait until every worker slot has a loaded worker (after ``start`` or after a crashed one's replacement).
+
+        Raises TimeoutError after ``timeout`` seconds, PoolError when a slot had to be given up.
+        """
+        async with asyncio.timeout(timeout):
+            while True:
+                if self._broken is not None or any(w.state == "broken" for w in self._workers):
+                    raise PoolError(self._broken or "a style worker could not be restarted")
+                if self._closing:
+                    raise PoolClosedError("the style pool is closed")
+                if self._started and all(w.state in ("idle", "busy") for w in self._workers):
+                    return
+                await self._changed.wait()
+
+    def _notify(self) -> None:
+        """Wake ``wait_ready`` callers: a worker's state changed."""
+        self._changed.set()
+        self._changed = asyncio.Event()
 
     async def start(self) -> None:
         """Start the workers and wait until every one has loaded the weights (bounded by ``start_timeout``)."""
@@ -412,6 +435,7 @@ class ProcessPoolBackend:
             await self._closed.wait()
             return
         self._closing = True
+        self._notify()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
 
@@ -476,6 +500,7 @@ class ProcessPoolBackend:
         else:
             self._workers.append(worker)
         self._live.add(worker)
+        self._notify()
         worker.launched = asyncio.ensure_future(asyncio.to_thread(worker.launch))
         worker.launched.add_done_callback(lambda f, w=worker: self._on_launched(w, f))
         return worker
@@ -533,7 +558,9 @@ class ProcessPoolBackend:
         if worker.job is job:
             worker.job = None
             worker.state = "idle" if worker.state == "busy" else worker.state
-            error = exc if isinstance(exc, NSTError) else JobFailedError(f"the job could not be handed to a worker ({exc})")
+            error = (
+                exc if isinstance(exc, NSTError) else JobFailedError(f"the job could not be handed to a worker ({exc})")
+            )
             self._finish(job, "failed", error=error)
             self._dispatch()
 
@@ -572,18 +599,32 @@ class ProcessPoolBackend:
             )
             worker.signal(signal.SIGKILL)
 
-    @staticmethod
-    def _stop_error(job: PoolJob) -> tuple[Literal["cancelled", "failed"], Exception]:
+    def _finish_stopped(self, job: PoolJob) -> None:
+        """End a job that was told to stop, with the error that says why."""
         if job.stop_reason == "timeout":
-            return "failed", JobTimeoutError(
+            error = JobTimeoutError(
                 f"the job took longer than {job.timeout:g} s and was stopped; "
                 "try a smaller size, fewer iterations or the 'fast' preset"
             )
-        if job.stop_reason == "shutdown":
-            return "cancelled", Cancelled("the style service is shutting down; the job was stopped")
-        return "cancelled", Cancelled("the job was cancelled")
+            self._finish(job, "failed", error=error)
+        elif job.stop_reason == "shutdown":
+            self._finish(job, "cancelled", error=Cancelled("the style service is shutting down; the job was stopped"))
+        else:
+            self._finish(job, "cancelled", error=Cancelled("the job was cancelled"))
 
     def _on_message(self, worker: _Worker, message: Any) -> None:
+        try:
+            self._handle(worker, message)
+        except Exception:  # a bug here must not leave a job waiting forever
+            log.exception("pool failed to handle %s from worker %d", type(message).__name__, worker.index)
+            job = worker.job
+            if job is not None and not job.done and isinstance(message, _DoneIn | Failed):
+                worker.job = None
+                worker.state = "idle" if worker.state == "busy" else worker.state
+                self._finish(job, "failed", error=JobFailedError("the pool could not read the job's outcome"))
+                self._dispatch()
+
+    def _handle(self, worker: _Worker, message: Any) -> None:
         if isinstance(message, _ProgressIn):
             job = worker.job
             if job is not None and job.seq == message.seq and not job.done:
@@ -604,6 +645,7 @@ class ProcessPoolBackend:
                 message.device,
                 message.load_seconds,
             )
+            self._notify()
             self._dispatch()
         elif isinstance(message, LoadFailed):
             if not worker.ready.done():
@@ -621,7 +663,7 @@ class ProcessPoolBackend:
         job.steps = message.steps
         if isinstance(message, _DoneIn):
             if job.stop_reason is not None:  # finished just as it was told to stop: the stop wins
-                self._finish(job, *self._stop_error(job))
+                self._finish_stopped(job)
             else:
                 self._finish(job, "done", result=message.result)
         else:
@@ -631,7 +673,7 @@ class ProcessPoolBackend:
     def _finish_failed(self, job: PoolJob, info: ErrorInfo) -> None:
         error = decode_error(info)
         if isinstance(error, Cancelled) and job.stop_reason is not None:
-            self._finish(job, *self._stop_error(job))
+            self._finish_stopped(job)
             return
         if info.detail:  # an unexpected error: the traceback is for the log, never for users
             log.error("job %s failed inside the worker:\n%s", job.job_id, info.detail)
@@ -653,7 +695,7 @@ class ProcessPoolBackend:
         if job is not None and not job.done:
             worker.job = None
             if job.stop_reason is not None:
-                self._finish(job, *self._stop_error(job))
+                self._finish_stopped(job)
             else:
                 self._finish(
                     job,
@@ -666,6 +708,7 @@ class ProcessPoolBackend:
         if not self._closing:
             (log.warning if was_ready else log.info)("worker %d (pid %s) %s", worker.index, worker.pid, how)
         worker.exited.set_result(exitcode)
+        self._notify()
         if was_ready and not self._closing and self._workers[worker.index] is worker:
             task = asyncio.ensure_future(self._respawn(worker.index))
             self._respawns.add(task)
@@ -687,6 +730,7 @@ class ProcessPoolBackend:
                 await asyncio.sleep(min(30.0, 2.0**attempt))
         self._workers[index].state = "broken"
         log.error("worker %d could not be restarted %d times; giving it up", index, RESPAWN_ATTEMPTS)
+        self._notify()
         if all(w.state == "broken" for w in self._workers):
             self._broken = "no style worker is running (they failed to restart); the bot needs attention"
             while self._queue:

@@ -1,0 +1,245 @@
+"""The process pool with the real engine (random weights, 48 px jobs) in real worker processes.
+
+One two-worker pool serves the whole module (starting workers costs seconds); each test leaves it idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from PIL import Image
+
+from nst_engine.errors import (
+    Cancelled,
+    ImageTooSmallError,
+    JobTimeoutError,
+    OptionsError,
+    QueueFullError,
+    WorkerCrashedError,
+)
+from nst_engine.pool import JobHandle, PoolJob, ProcessPoolBackend, StyleBackend, StyleRequest
+from nst_engine.types import StyleOptions
+from tests.test_pool_helpers import CONTENT, LONG_JOB, STYLE, request
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def pool() -> AsyncIterator[ProcessPoolBackend]:
+    backend = ProcessPoolBackend(
+        workers=2,
+        device="cpu",
+        weights="random",
+        threads_per_worker=1,
+        progress_interval=0.0,  # every iteration: the cancel test counts iterations precisely
+        max_queue=3,
+        job_timeout=60.0,
+        stop_grace=10.0,
+    )
+    await backend.start()
+    yield backend
+    await backend.close()
+
+
+async def settle(jobs: list[PoolJob], timeout: float = 30.0) -> None:
+    """Cancel what is left and wait (bounded) until every job has ended."""
+    for job in jobs:
+        job.cancel()
+    async with asyncio.timeout(timeout):
+        for job in jobs:
+            await job._finished.wait()
+
+
+async def wait_running(job: PoolJob, step: int = 1, timeout: float = 30.0) -> None:
+    """Wait until the job has reported ``step`` iterations."""
+    async with asyncio.timeout(timeout):
+        async for event in job.events():
+            if event.step >= step:
+                return
+    raise AssertionError(f"job {job.job_id} ended ({job.state}) before step {step}")
+
+
+async def test_pool_implements_the_protocol(pool: ProcessPoolBackend) -> None:
+    assert isinstance(pool, StyleBackend)
+    assert pool.capacity == 2
+    assert [w.state for w in pool.workers] == ["idle", "idle"]
+    job = pool.submit(request(2))
+    assert isinstance(job, JobHandle)
+    await job.result()
+
+
+async def test_more_jobs_than_workers_run_two_at_a_time_in_fifo_order(pool: ProcessPoolBackend) -> None:
+    jobs = [pool.submit(request(12)) for _ in range(5)]
+    assert [j.position() for j in jobs] == [0, 0, 1, 2, 3]
+    assert [j.state for j in jobs] == ["running", "running", "queued", "queued", "queued"]
+    assert pool.queued == 3
+    finals = {}
+
+    async def last_event(job: PoolJob) -> None:
+        async for event in job.events():
+            finals[job.job_id] = event
+
+    await asyncio.gather(*(last_event(j) for j in jobs))
+    results = [await j.result() for j in jobs]
+
+    assert all(r.image.size == (48, 40) and r.image.mode == "RGB" for r in results)
+    assert all(j.state == "done" and j.steps == 12 for j in jobs)
+    assert all(finals[j.job_id].step == finals[j.job_id].total_steps == 12 for j in jobs)  # the final event
+    starts = [j.started_at for j in jobs]
+    assert starts[2] <= starts[3] <= starts[4]  # queued jobs started in submission order
+    # At most two ran at once, and two did run at once.
+    moments = sorted({t for j in jobs for t in (j.started_at, j.finished_at)})
+    overlap = [sum(j.started_at <= t < j.finished_at for j in jobs) for t in moments]
+    assert max(overlap) == 2
+    assert {j.worker_pid for j in jobs} == {w.pid for w in pool.workers}
+
+
+async def test_queue_positions_cancel_while_queued_and_queue_full(pool: ProcessPoolBackend) -> None:
+    busy = [pool.submit(request(LONG_JOB)) for _ in range(2)]
+    waiting = [pool.submit(request(2)) for _ in range(3)]
+    try:
+        assert [j.position() for j in waiting] == [1, 2, 3]
+
+        started = time.perf_counter()
+        with pytest.raises(QueueFullError, match="queue is full"):
+            pool.submit(request(2))
+        assert time.perf_counter() - started < 0.05  # refused at once, no waiting
+
+        waiting[1].cancel()
+        assert waiting[1].state == "cancelled"
+        assert [waiting[0].position(), waiting[2].position()] == [1, 2]
+        assert pool.queued == 2
+        with pytest.raises(Cancelled, match="before it started"):
+            await asyncio.wait_for(waiting[1].result(), 1)
+        assert waiting[1].started_at is None and waiting[1].worker_pid is None  # no worker ever saw it
+    finally:
+        await settle(busy + waiting)
+
+
+async def test_cancel_while_running_stops_within_an_iteration_or_two(pool: ProcessPoolBackend) -> None:
+    job = pool.submit(request(LONG_JOB))
+    await wait_running(job, step=3)
+    assert job.last_event is not None
+    seen = job.last_event.step
+    cancelled_at = time.perf_counter()
+    job.cancel()
+    with pytest.raises(Cancelled, match="cancelled"):
+        await asyncio.wait_for(job.result(), 10)
+    assert time.perf_counter() - cancelled_at < 2.0
+    assert job.state == "cancelled"
+    # The worker reports how many iterations it ran: the cancel landed within a couple of them.
+    assert seen <= job.steps <= seen + 3, (seen, job.steps)
+    # The worker is free again and keeps its process.
+    follow_up = pool.submit(request(2))
+    assert (await follow_up.result()).image.size == (48, 40)
+
+
+async def test_timeout_stops_the_job_and_the_worker_survives(pool: ProcessPoolBackend) -> None:
+    pids = sorted(w.pid for w in pool.workers)
+    job = pool.submit(request(LONG_JOB, timeout=1.0))
+    with pytest.raises(JobTimeoutError, match="took longer than 1 s"):
+        await asyncio.wait_for(job.result(), 15)
+    assert job.state == "failed"
+    assert job.started_at is not None and job.finished_at is not None
+    assert 1.0 <= job.finished_at - job.started_at < 5.0
+    assert 0 < job.steps < LONG_JOB
+    assert sorted(w.pid for w in pool.workers) == pids  # stopped cooperatively: nobody was killed
+    assert (await pool.submit(request(2)).result()).image.size == (48, 40)
+
+
+async def test_killed_worker_fails_only_its_job_and_is_replaced(pool: ProcessPoolBackend) -> None:
+    victim = pool.submit(request(LONG_JOB))
+    survivor = pool.submit(request(60))
+    await asyncio.gather(wait_running(victim), wait_running(survivor))
+    dead_pid = victim.worker_pid
+    assert dead_pid is not None and dead_pid != survivor.worker_pid
+    os.kill(dead_pid, signal.SIGKILL)
+
+    with pytest.raises(WorkerCrashedError, match=r"killed by SIGKILL.*pid \d+"):
+        await asyncio.wait_for(victim.result(), 10)
+    assert (await asyncio.wait_for(survivor.result(), 30)).image.size == (48, 40)
+    assert survivor.state == "done"
+
+    # The pool keeps serving right away (the other worker), and the dead one is replaced.
+    assert (await asyncio.wait_for(pool.submit(request(2)).result(), 30)).image.size == (48, 40)
+    await pool.wait_ready(timeout=60)
+    pids = [w.pid for w in pool.workers]
+    assert dead_pid not in pids and sum(w.restarts for w in pool.workers) == 1
+    jobs = [pool.submit(request(2)) for _ in range(2)]
+    await asyncio.gather(*(j.result() for j in jobs))
+    assert {j.worker_pid for j in jobs} <= set(pids)
+
+
+@pytest.mark.parametrize(
+    ("change", "error", "message"),
+    [
+        ({"options": StyleOptions(preset="nope")}, OptionsError, "unknown preset"),
+        ({"options": StyleOptions(size=8)}, OptionsError, "size must be between"),
+        ({"options": StyleOptions(strength=-1.0)}, OptionsError, "strength"),
+        ({"options": StyleOptions(style_weights=(1.0, 2.0))}, OptionsError, "2 style weights given for 1"),
+        ({"options": StyleOptions(preview_every=0.0)}, OptionsError, "preview_every"),
+        ({"styles": []}, OptionsError, "at least one style image"),
+        ({"styles": STYLE}, OptionsError, "sequence"),
+        ({"content": CONTENT.convert("RGBA")}, OptionsError, "content image must be RGB"),
+        ({"content": Image.new("RGB", (0, 0))}, OptionsError, "content image is empty"),
+        ({"styles": [STYLE, Image.new("RGB", (5, 0))]}, OptionsError, "style image 2 is empty"),
+        ({"content": Image.new("RGB", (400, 20))}, ImageTooSmallError, "at least 32 px"),
+        ({"timeout": 0.0}, OptionsError, "timeout"),
+    ],
+)
+async def test_invalid_requests_are_refused_before_any_worker(
+    pool: ProcessPoolBackend, change: dict[str, object], error: type[Exception], message: str
+) -> None:
+    base = {"content": CONTENT, "styles": [STYLE], "options": StyleOptions(size=48, iterations=2)}
+    fields = {**base, **change}
+    done_before = sum(w.jobs_done for w in pool.workers)
+    with pytest.raises(error, match=message):
+        pool.submit(StyleRequest(**fields))  # type: ignore[arg-type]
+    assert pool.queued == 0 and pool.running == 0
+    assert sum(w.jobs_done for w in pool.workers) == done_before
+
+
+async def test_event_loop_stays_responsive_while_jobs_run(pool: ProcessPoolBackend) -> None:
+    """A 10 ms ticker measures the loop's lag while four jobs stream every iteration and previews."""
+    lags: list[float] = []
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        while not stop.is_set():
+            before = time.perf_counter()
+            await asyncio.sleep(0.01)
+            lags.append(time.perf_counter() - before - 0.01)
+
+    tick = asyncio.create_task(ticker())
+    jobs = [pool.submit(request(40, preview_every=0.05)) for _ in range(4)]
+    previews = 0
+
+    async def count_previews(job: PoolJob) -> None:
+        nonlocal previews
+        async for event in job.events():
+            previews += event.preview is not None
+
+    await asyncio.gather(*(count_previews(j) for j in jobs))
+    await asyncio.gather(*(j.result() for j in jobs))
+    stop.set()
+    await tick
+    assert len(lags) > 50
+    assert max(lags) < 0.25, f"event loop lag up to {max(lags):.3f} s"
+    assert previews >= 4  # at least the final preview of each job arrived
+
+
+async def test_submit_before_start_and_after_close_is_refused() -> None:
+    from nst_engine.errors import PoolClosedError
+
+    fresh = ProcessPoolBackend(workers=1, device="cpu", weights="random")
+    with pytest.raises(PoolClosedError, match="start"):
+        fresh.submit(request(2))
+    await fresh.close()  # closing a pool that never started is fine
+    with pytest.raises(PoolClosedError, match="shutting down"):
+        fresh.submit(request(2))

@@ -1,0 +1,49 @@
+"""Shared pieces of the pool tests (no tests here): tiny images and requests the real engine runs in a blink."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+from PIL import Image
+
+from nst_engine.pool import StyleRequest
+from nst_engine.types import StyleOptions
+
+LONG_JOB = 5000  # iterations: minutes of work, for jobs a test cancels or times out
+
+
+def noise_image(width: int, height: int, seed: int) -> Image.Image:
+    rng = random.Random(seed)
+    return Image.frombytes("RGB", (width, height), bytes(rng.randrange(256) for _ in range(width * height * 3)))
+
+
+CONTENT = noise_image(48, 40, 1)
+STYLE = noise_image(40, 40, 2)
+
+
+def request(
+    iterations: int = 4, *, timeout: float | None = None, owner: str = "tests", **options: object
+) -> StyleRequest:
+    """A real job at 48 px on one scale (the 'fast' preset's first scale is 128 px, so 48 px has only one)."""
+    opts = StyleOptions(preset="fast", size=48, iterations=iterations, precision="fp32", **options)  # type: ignore[arg-type]
+    return StyleRequest(CONTENT, [STYLE], opts, owner=owner, timeout=timeout)
+
+
+def process_gone(pid: int) -> bool:
+    """True when ``pid`` no longer runs (absent from /proc, or a zombie waiting for its reaper)."""
+    stat = Path(f"/proc/{pid}/stat")
+    try:
+        text = stat.read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return text.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return not process_gone(pid)
