@@ -63,5 +63,15 @@ class VGGFeatures(nn.Module):
 
 
 def build_features(depth: int) -> nn.Sequential:
-    """An untrained VGG19 trunk with ``depth`` modules (cut after the deepest layer that will be loaded)."""
-    return torchvision.models.vgg19(weights=None).features[:depth]
+    """An untrained VGG19 trunk with ``depth`` modules (cut after the deepest layer that will be loaded).
+
+    Built from torchvision's layer configuration rather than ``vgg19()``, whose 120M-parameter classifier would
+    take over a second to initialise only to be thrown away.
+    """
+    try:
+        from torchvision.models.vgg import cfgs, make_layers
+
+        features = make_layers(cfgs["E"], batch_norm=False)
+    except (ImportError, KeyError):  # torchvision moved its internals: fall back to the public constructor
+        features = torchvision.models.vgg19(weights=None).features
+    return features[:depth]
