@@ -6,6 +6,7 @@ One two-worker pool serves the whole module (starting workers costs seconds); ea
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import signal
 import time
@@ -25,7 +26,7 @@ from nst_engine.errors import (
 )
 from nst_engine.pool import JobHandle, PoolJob, ProcessPoolBackend, StyleBackend, StyleRequest
 from nst_engine.types import StyleOptions
-from tests.test_pool_helpers import CONTENT, LONG_JOB, STYLE, request
+from tests.test_pool_helpers import CONTENT, LONG_JOB, STYLE, alive, process_gone, request
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -217,7 +218,7 @@ async def test_event_loop_stays_responsive_while_jobs_run(pool: ProcessPoolBacke
             lags.append(time.perf_counter() - before - 0.01)
 
     tick = asyncio.create_task(ticker())
-    jobs = [pool.submit(request(40, preview_every=0.05)) for _ in range(4)]
+    jobs = [pool.submit(request(25, preview_every=0.05)) for _ in range(4)]
     previews = 0
 
     async def count_previews(job: PoolJob) -> None:
@@ -243,3 +244,17 @@ async def test_submit_before_start_and_after_close_is_refused() -> None:
     await fresh.close()  # closing a pool that never started is fine
     with pytest.raises(PoolClosedError, match="shutting down"):
         fresh.submit(request(2))
+
+
+async def test_close_with_every_worker_busy_cancels_all_and_leaves_no_process(pool: ProcessPoolBackend) -> None:
+    """Last in this module on purpose: it closes the shared pool (the fixture's close is then a no-op)."""
+    pids = {w.pid for w in pool.workers}
+    jobs = [pool.submit(request(LONG_JOB)) for _ in range(5)]
+    await asyncio.gather(*(wait_running(j) for j in jobs[:2]))
+    started = time.perf_counter()
+    await pool.close(timeout=3)
+    assert time.perf_counter() - started < 4
+    assert [j.state for j in jobs] == ["cancelled"] * 5
+    assert all(j.steps < LONG_JOB for j in jobs)
+    assert not [p for p in multiprocessing.active_children() if p.pid in pids]
+    assert all(process_gone(pid) and not alive(pid) for pid in pids if pid is not None)
