@@ -2,8 +2,8 @@
 
     python -m benchmarks.engine_vs_tutorial [--size 512] [--steps 300] [--gallery docs/images/gallery.jpg]
 
-Prints (a) seconds per VGG forward+backward through relu5_1, engine vs a plain float32 pass (parameters left
-requiring gradients, NCHW, as the tutorial has them), (b) end-to-end seconds of each preset at --size against the
+Prints (a) seconds per VGG forward+backward through relu5_1, engine vs a plain float32 pass (frozen parameters,
+NCHW, as the tutorial runs it), (b) end-to-end seconds of each preset at --size against the
 recipe at --size, (c) final losses of every picture under one yardstick (the engine's float32 objective).
 Uses ../shared/weights when present; the recipe gets the same weights rescaled to torchvision's scale.
 """
@@ -63,7 +63,6 @@ def bench_passes(model, plain: torch.nn.Sequential, size: int, repeats: int) -> 
         image = x.clone().requires_grad_(True)
         out = plain[: LAYER_INDEX["relu5_1"] + 1](image)
         out.pow(2).mean().backward()
-        plain.zero_grad(set_to_none=True)
 
     return _time_pass(engine_pass, repeats), _time_pass(plain_pass, repeats)
 
@@ -113,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"weights {args.weights} not found: this benchmark needs real VGG19 weights")
     model = load_vgg(args.weights, "cpu")
     tutorial_features = _torchvision_scale(model.features).float()
-    plain = copy.deepcopy(tutorial_features).requires_grad_(True)  # as loaded by a plain script
+    plain = copy.deepcopy(tutorial_features).to(memory_format=torch.contiguous_format).requires_grad_(False)
     content, style = Image.open(args.content).convert("RGB"), Image.open(args.style).convert("RGB")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, engine precision {_engine_precision(model)}")
 
@@ -134,7 +133,9 @@ def main(argv: list[str] | None = None) -> None:
         tut = run_tutorial_recipe(tutorial_features, content, style, size=args.size, steps=args.steps)
         tut.image.save(args.out / "tutorial.png")
         results["tutorial"] = (tut.image, tut.seconds)
-        print(f"  {'tutorial':<9} {tut.seconds:7.1f} s  {tut.evaluations} L-BFGS evaluations, fp32")
+        print(f"  {'tutorial':<9} {tut.seconds:7.1f} s  {tut.evaluations} L-BFGS evaluations, fp32"
+              + (f" (diverged: final loss {tut.style_loss + tut.content_loss:.3g}, best {tut.best_loss:.3g})"
+                 if tut.diverged else ""))
         for name in args.presets:
             ratio = results[name][1] / tut.seconds
             print(f"  {name} takes {ratio:.3f} of the tutorial recipe's time ({1 / ratio:.1f}x faster)")

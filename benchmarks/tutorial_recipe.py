@@ -3,7 +3,7 @@
 The recipe: both images resized to the same square, content loss at conv_4, style losses at conv_1..conv_5 (taken
 after the convolution, before its ReLU), Gram matrices divided by the number of elements, style weight 1e6, content
 weight 1, L-BFGS with its defaults (20 iterations per ``step``), 300 closure evaluations, pixels clamped to [0, 1] in
-the closure, the network left as loaded (its parameters still require gradients).
+the closure, the network frozen (``requires_grad_(False)``, as the current tutorial does), float32, NCHW.
 Written for this benchmark from the recipe's description; it is not part of the product.
 """
 
@@ -31,6 +31,11 @@ class TutorialResult:
     evaluations: int
     style_loss: float
     content_loss: float
+    best_loss: float  # lowest total seen: L-BFGS without a line search can diverge late in the run
+
+    @property
+    def diverged(self) -> bool:
+        return self.style_loss + self.content_loss > 10 * self.best_loss
 
 
 def _gram(x: torch.Tensor) -> torch.Tensor:
@@ -41,7 +46,7 @@ def _gram(x: torch.Tensor) -> torch.Tensor:
 
 def _square(image: Image.Image, size: int) -> torch.Tensor:
     array = np.asarray(image.convert("RGB").resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
-    return torch.from_numpy(array / 255.0).permute(2, 0, 1).unsqueeze(0)
+    return torch.from_numpy(array / 255.0).permute(2, 0, 1).unsqueeze(0).contiguous()  # NCHW, as ToTensor gives
 
 
 class _Net(nn.Module):
@@ -49,7 +54,8 @@ class _Net(nn.Module):
 
     def __init__(self, features: nn.Sequential) -> None:
         super().__init__()
-        self.features = features[:29]  # conv_5 is module 28
+        # conv_5 is module 28; plain NCHW layout, as a script that loads torchvision's model has it
+        self.features = features[:29].to(memory_format=torch.contiguous_format)
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
 
@@ -79,7 +85,7 @@ def run_tutorial_recipe(
     content_weight: float = 1.0,
 ) -> TutorialResult:
     """Run the recipe on float32 ``features`` (torchvision's scale) and return the picture and its time."""
-    net = _Net(features).float().eval()
+    net = _Net(features).float().eval().requires_grad_(False)
     content_t, style_t = _square(content, size), _square(style, size)
     with torch.no_grad():
         content_targets = {i: net(content_t)[i].detach() for i in CONTENT_CONVS}
@@ -88,7 +94,7 @@ def run_tutorial_recipe(
     image = content_t.clone().requires_grad_(True)
     optimizer = torch.optim.LBFGS([image])
     evaluations = [0]
-    last = {"style": 0.0, "content": 0.0}
+    last = {"style": 0.0, "content": 0.0, "best": float("inf")}
 
     def closure() -> torch.Tensor:
         with torch.no_grad():
@@ -100,7 +106,8 @@ def run_tutorial_recipe(
         loss = style_weight * s + content_weight * c
         loss.backward()
         evaluations[0] += 1
-        last["style"], last["content"] = float(style_weight * s), float(content_weight * c)
+        last["style"], last["content"] = float(style_weight * s.detach()), float(content_weight * c.detach())
+        last["best"] = min(last["best"], last["style"] + last["content"])
         return loss
 
     start = time.perf_counter()
@@ -110,4 +117,5 @@ def run_tutorial_recipe(
         image.clamp_(0, 1)
     seconds = time.perf_counter() - start
     array = image.detach()[0].permute(1, 2, 0).mul(255).round().byte().numpy()
-    return TutorialResult(Image.fromarray(array, "RGB"), seconds, evaluations[0], last["style"], last["content"])
+    return TutorialResult(Image.fromarray(array, "RGB"), seconds, evaluations[0], last["style"], last["content"],
+                           last["best"])
