@@ -494,14 +494,16 @@ class JobService:
         guild = reporter.guild
         limit = reporter.upload_limit
         chart = await asyncio.to_thread(result.loss_chart_png)
-        budget = limit - len(chart) - 64 * 1024
-        with_chart = True
+        margin = min(64 * 1024, limit // 10)  # room for the JSON part of the upload
+        # The chart is a bonus: leave it out when it would take a big share of a small upload limit.
+        with_chart = len(chart) * 4 < limit
+        budget = limit - margin - (len(chart) if with_chart else 0)
         note = ""
         self.reruns.put(job_id, RerunEntry(inputs=self._shrink(inputs), args=args,
                                            guild_id=guild.id if guild else None))
         for _attempt in range(4):
             try:
-                encoded = await asyncio.to_thread(encode_image, result.image, max_bytes=max(1024, budget))
+                encoded = await asyncio.to_thread(encode_image, result.image, max_bytes=max(1, budget))
             except EncodeError as exc:
                 raise Refusal(
                     f"The result could not be made small enough for this server's upload limit "
