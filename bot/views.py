@@ -40,6 +40,12 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"nst:can
         return cls(match["job"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            await self._cancel(interaction)
+        except Exception as exc:
+            await report_item_error(interaction, exc)
+
+    async def _cancel(self, interaction: discord.Interaction) -> None:
         bot: StyleBot = interaction.client  # type: ignore[assignment]
         text = bot.jobs.cancel(self.job_id, by=interaction.user, moderator=_is_moderator(interaction))
         await interaction.response.send_message(text, ephemeral=True)
@@ -65,6 +71,12 @@ class RerunButton(
         return cls(match["kind"], match["job"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
+        try:
+            await self._rerun(interaction)
+        except Exception as exc:
+            await report_item_error(interaction, exc)
+
+    async def _rerun(self, interaction: discord.Interaction) -> None:
         bot: StyleBot = interaction.client  # type: ignore[assignment]
         entry = bot.jobs.reruns.get(self.job_id)
         if entry is None:
@@ -83,6 +95,19 @@ class RerunButton(
         else:
             args = replace(args, preserve_colors=not args.preserve_colors)
         bot.jobs.spawn(bot.jobs.handle_request(InteractionReporter(interaction), inputs=entry.inputs, args=args))
+
+
+async def report_item_error(interaction: discord.Interaction, error: Exception) -> None:
+    """Buttons have no global error handler: log the fault and tell the clicker, never silently."""
+    log.error("button %s failed", interaction.data and interaction.data.get("custom_id"), exc_info=error)
+    text = "Something went wrong on my side. It has been logged; please try again."
+    try:
+        if interaction.response.is_done():
+            await interaction.followup.send(text, ephemeral=True)
+        else:
+            await interaction.response.send_message(text, ephemeral=True)
+    except discord.HTTPException:
+        pass
 
 
 def result_view(job_id: str) -> discord.ui.View:

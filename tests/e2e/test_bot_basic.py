@@ -25,7 +25,8 @@ async def test_prefix_command_with_two_images_gets_a_result(fake, tmp_path, pool
 
 
 async def test_slash_command_is_acknowledged_fast_and_answered(fake, tmp_path, pool):
-    async with running_bot(fake, make_settings(tmp_path), pool):
+    settings = make_settings(tmp_path, preview_interval=0.5)
+    async with running_bot(fake, settings, pool, engine_overrides={"size": 48, "iterations": 12}):
         assert {c.name for c in fake.commands} >= {"style", "style-limits", "style-help"}
         record = await fake.invoke_slash(
             "style",
@@ -40,7 +41,12 @@ async def test_slash_command_is_acknowledged_fast_and_answered(fake, tmp_path, p
         status = record.original
         assert status is not None
         await fake.wait_for(lambda: "Done" in status.content, timeout=5, what="status edited to Done")
-        assert status.edits >= 2  # "Starting…", progress, then "Done"
+        assert status.edits >= 3  # "Starting…", progress, then "Done"
+        # Progress edits: a bar with percentage, ETA and losses, and a small preview picture.
+        edits = [r for r in fake.requests if r.method == "PATCH" and "/messages/@original" in r.path]
+        progress = [r.json.get("content") or "" for r in edits if "%" in (r.json.get("content") or "")]
+        assert progress and "ETA" in progress[0] and "Loss: content" in progress[0]
+        assert any(f.filename == "preview.jpg" for r in edits for f in r.files)
 
 
 async def test_each_preset_reply_form_mention_prefix_and_rerun_button(fake, tmp_path, pool):
