@@ -81,6 +81,12 @@ async def test_each_preset_reply_form_mention_prefix_and_rerun_button(fake, tmp_
         assert rerun.id != result.id
         assert any("strength 2" in m.content for m in fake.bot_messages(fake.channel))
 
+        # Once the kept inputs are gone (evicted or after a restart), the button says so.
+        bot.jobs.reruns._items.clear()
+        click = await fake.click_button(rerun, next(c for c in rerun.custom_ids() if ":weaker:" in c))
+        await fake.wait_for_ack(click, timeout=3)
+        assert "no longer have the images" in click.original.content and click.original.ephemeral
+
 
 async def test_help_works_in_dms_and_servers(fake, tmp_path, pool):
     async with running_bot(fake, make_settings(tmp_path, max_file_mb=4), pool):
