@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
+from functools import cache
 
 import torch
 
@@ -33,7 +33,7 @@ def resolve_device(spec: str | torch.device | None = None) -> torch.device:
     return device
 
 
-@lru_cache(maxsize=None)
+@cache
 def _cpu_has_fast_bf16() -> bool:
     """True when the CPU runs bf16 matrix work natively (AVX512-BF16 or AMX), where oneDNN makes it pay off."""
     probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
