@@ -69,7 +69,7 @@ async def wait_running(job: PoolJob, step: int = 1, timeout: float = 30.0) -> No
 async def test_pool_implements_the_protocol(pool: ProcessPoolBackend) -> None:
     assert isinstance(pool, StyleBackend)
     assert pool.capacity == 2
-    assert [w.state for w in pool.workers] == ["idle", "idle"]
+    assert [w.state for w in pool.workers] == ["idle", "idle"] and all(w.ready for w in pool.workers)
     job = pool.submit(request(2))
     assert isinstance(job, JobHandle)
     await job.result()
@@ -124,7 +124,7 @@ async def test_queue_positions_cancel_while_queued_and_queue_full(pool: ProcessP
 
 
 async def test_cancel_while_running_stops_within_an_iteration_or_two(pool: ProcessPoolBackend) -> None:
-    job = pool.submit(request(LONG_JOB))
+    job = pool.submit(request(LONG_JOB, size=96))  # ~4x the work per iteration of 48 px: lag matters less
     await wait_running(job, step=3)
     assert job.last_event is not None
     seen = job.last_event.step
@@ -135,7 +135,7 @@ async def test_cancel_while_running_stops_within_an_iteration_or_two(pool: Proce
     assert time.perf_counter() - cancelled_at < 2.0
     assert job.state == "cancelled"
     # The worker reports how many iterations it ran: the cancel landed within a couple of them.
-    assert seen <= job.steps <= seen + 3, (seen, job.steps)
+    assert seen <= job.steps <= seen + 2, (seen, job.steps)
     # The worker is free again and keeps its process.
     follow_up = pool.submit(request(2))
     assert (await follow_up.result()).image.size == (48, 40)

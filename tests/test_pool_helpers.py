@@ -24,10 +24,10 @@ STYLE = noise_image(40, 40, 2)
 
 
 def request(
-    iterations: int = 4, *, timeout: float | None = None, owner: str = "tests", **options: object
+    iterations: int = 4, *, size: int = 48, timeout: float | None = None, owner: str = "tests", **options: object
 ) -> StyleRequest:
-    """A real job at 48 px on one scale (the 'fast' preset's first scale is 128 px, so 48 px has only one)."""
-    opts = StyleOptions(preset="fast", size=48, iterations=iterations, precision="fp32", **options)  # type: ignore[arg-type]
+    """A real job on one scale (the 'fast' preset's smallest scale is 128 px, so below that there is only one)."""
+    opts = StyleOptions(preset="fast", size=size, iterations=iterations, precision="fp32", **options)  # type: ignore[arg-type]
     return StyleRequest(CONTENT, [STYLE], opts, owner=owner, timeout=timeout)
 
 

@@ -88,6 +88,11 @@ class WorkerInfo:
     jobs_done: int
     restarts: int
 
+    @property
+    def ready(self) -> bool:
+        """Weights loaded and serving (idle or running a job)."""
+        return self.state in ("idle", "busy")
+
 
 @dataclass(frozen=True)
 class _ProgressIn:
@@ -269,10 +274,18 @@ def _shrink(image: Image.Image, side: int) -> Image.Image:
 
 
 class ProcessPoolBackend:
-    """Runs style jobs in worker processes (implements ``StyleBackend``). See the module docstring for settings.
+    """Runs style jobs in worker processes (implements ``StyleBackend``).
 
     Use ``async with ProcessPoolBackend(...) as pool`` or ``await pool.start()`` / ``await pool.close()``; submit and
-    cancel from the event loop's thread.
+    cancel from the event loop's thread. ``ProcessPoolBackend.from_env()`` reads the NST_* variables (module docs).
+
+    workers: processes (None: one per visible CUDA device, else 1). device: auto | cpu | cuda | cuda:N (None:
+    NST_DEVICE, else auto). weights: imagenet | random | a state_dict path (None: the engine's default, NST_WEIGHTS).
+    job_timeout: default seconds a job may run (a request's ``timeout`` wins). max_queue: jobs that may wait.
+    progress_interval: at most one progress event per job per this many seconds (the final one always comes).
+    threads_per_worker: torch CPU threads in each worker (None: the usable cores divided among the workers).
+    start_timeout: seconds to wait for the weights to load. stop_grace: seconds a cancelled or timed-out job has to
+    stop before its worker is killed and replaced.
     """
 
     def __init__(
@@ -552,17 +565,14 @@ class ProcessPoolBackend:
             exc: BaseException | None = Cancelled("the style service is shutting down")
         else:
             exc = future.exception()
-        if exc is None or isinstance(exc, OSError):
-            return  # sent; or the worker is dying, which its reader thread reports
+        if exc is None or isinstance(exc, OSError) or self._closing or worker.job is not job:
+            return  # sent; or the worker is dying, which its reader thread reports; or nobody waits any more
         log.error("could not send job %s to worker %d", job.job_id, worker.index, exc_info=exc)
-        if worker.job is job:
-            worker.job = None
-            worker.state = "idle" if worker.state == "busy" else worker.state
-            error = (
-                exc if isinstance(exc, NSTError) else JobFailedError(f"the job could not be handed to a worker ({exc})")
-            )
-            self._finish(job, "failed", error=error)
-            self._dispatch()
+        worker.job = None
+        worker.state = "idle" if worker.state == "busy" else worker.state
+        error = exc if isinstance(exc, NSTError) else JobFailedError(f"the job could not be handed to a worker ({exc})")
+        self._finish(job, "failed", error=error)
+        self._dispatch()
 
     def _cancel(self, job: PoolJob) -> None:
         if job.done:
