@@ -54,7 +54,7 @@ async def settle(jobs: list[PoolJob], timeout: float = 30.0) -> None:
         job.cancel()
     async with asyncio.timeout(timeout):
         for job in jobs:
-            await job._finished.wait()
+            await job.wait_done()
 
 
 async def wait_running(job: PoolJob, step: int = 1, timeout: float = 30.0) -> None:

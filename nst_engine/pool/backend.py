@@ -464,7 +464,7 @@ class ProcessPoolBackend:
         for job in running:
             self._stop_running(job, "shutdown")
         if running:  # a cooperative stop takes one iteration; give it part of the budget
-            await asyncio.wait([asyncio.ensure_future(j._finished.wait()) for j in running], timeout=left(0.4))
+            await asyncio.wait([asyncio.ensure_future(j.wait_done()) for j in running], timeout=left(0.4))
         launches = [w.launched for w in self._live if w.launched is not None and not w.launched.done()]
         if launches:
             await asyncio.wait(launches, timeout=left(0.5))

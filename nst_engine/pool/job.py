@@ -95,6 +95,10 @@ class PoolJob:
     def events(self) -> EventStream:
         return EventStream(self)
 
+    async def wait_done(self) -> None:
+        """Wait until the job has ended, however it ended (``result()`` then returns or raises at once)."""
+        await self._finished.wait()
+
     async def result(self) -> StyleResult:
         await self._finished.wait()
         if self._error is not None:
