@@ -26,7 +26,8 @@ async def test_prefix_command_with_two_images_gets_a_result(fake, tmp_path, pool
 
 async def test_slash_command_is_acknowledged_fast_and_answered(fake, tmp_path, pool):
     settings = make_settings(tmp_path, preview_interval=0.5)
-    async with running_bot(fake, settings, pool, engine_overrides={"size": 48, "iterations": 12}):
+    # Long enough (seconds) for several progress edits at the test's edit interval.
+    async with running_bot(fake, settings, pool, engine_overrides={"size": 48, "iterations": 150}):
         assert {c.name for c in fake.commands} >= {"style", "style-limits", "style-help"}
         record = await fake.invoke_slash(
             "style",

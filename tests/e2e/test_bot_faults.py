@@ -21,10 +21,10 @@ def images(seed: int):
 
 async def test_result_after_the_token_expired_goes_to_the_channel(fake, tmp_path, pool):
     async with running_bot(fake, make_settings(tmp_path), pool, engine_overrides=MEDIUM):
-        fake.config.token_ttl = 1.0  # as if the job had outlived Discord's 15 minutes
         c, s = images(1)
         record = await fake.invoke_slash("style", {"content": c, "style": s})
         await fake.wait_for_ack(record, timeout=3)
+        fake.config.token_ttl = 0.0  # from now on, as if the job had outlived Discord's 15 minutes
         result = await fake.wait_for_message(fake.channel, is_result, timeout=60)
         assert result not in record.followups and result.interaction_id is None
         assert fake.member.mention in result.content
