@@ -6,7 +6,7 @@
     result.image.save("out.png"); print(result.summary)
 """
 
-from nst_engine.engine import evaluate_losses, load_vgg, plan_scales, resolve_options, stylize
+from nst_engine.engine import check_options, evaluate_losses, load_vgg, plan_scales, resolve_options, stylize
 from nst_engine.errors import (
     Cancelled,
     CorruptImageError,
@@ -49,6 +49,7 @@ __all__ = [
     "TooManyPixelsError",
     "UnsupportedFormatError",
     "WeightsError",
+    "check_options",
     "evaluate_losses",
     "load_vgg",
     "plan_scales",

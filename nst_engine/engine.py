@@ -74,7 +74,7 @@ def _cached_model(weights: str | Path | None, device: str | torch.device | None)
 
 
 @dataclass(frozen=True)
-class _Settings:
+class ResolvedOptions:
     """A preset with the caller's overrides applied and checked."""
 
     preset: Preset
@@ -106,7 +106,11 @@ def resolve_options(options: StyleOptions | None = None, **overrides: object) ->
     return dataclasses.replace(base, **overrides) if overrides else base
 
 
-def _settings(options: StyleOptions, n_styles: int) -> _Settings:
+def check_options(options: StyleOptions, n_styles: int) -> ResolvedOptions:
+    """Apply the preset to ``options`` and check every value; raises OptionsError naming the bad one.
+
+    Cheap and free of torch work, so front ends (the worker pool, the bot) can refuse a request before queueing it.
+    """
     preset = get_preset(options.preset)
     size = options.size if options.size is not None else preset.size
     if not MIN_SIDE <= size <= MAX_SIZE:
@@ -135,7 +139,7 @@ def _settings(options: StyleOptions, n_styles: int) -> _Settings:
     if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
         raise OptionsError("style weights must be non-negative numbers with a positive sum")
     total = sum(weights)
-    return _Settings(
+    return ResolvedOptions(
         preset=preset,
         options=options,
         size=size,
@@ -152,7 +156,7 @@ def _fit(width: int, height: int, long_side: int) -> tuple[int, int]:
     return max(1, round(width * long_side / height)), long_side
 
 
-def plan_scales(width: int, height: int, settings: _Settings) -> list[_Scale]:
+def plan_scales(width: int, height: int, settings: ResolvedOptions) -> list[_Scale]:
     """Coarse-to-fine schedule for a content image of (width, height)."""
     preset, options = settings.preset, settings.options
     final_w, final_h = _fit(width, height, settings.size)
@@ -208,7 +212,7 @@ class _Objective:
         model: VGGFeatures,
         content: torch.Tensor,
         styles: list[torch.Tensor],
-        settings: _Settings,
+        settings: ResolvedOptions,
         use_bf16: bool,
     ) -> None:
         self.model = model
@@ -416,7 +420,7 @@ def evaluate_losses(
     options ask otherwise: a common yardstick for pictures made by different runs or programs."""
     style_list = [styles] if isinstance(styles, Image.Image) else list(styles)
     opts = resolve_options(options, **overrides)
-    settings = _settings(opts, len(style_list))
+    settings = check_options(opts, len(style_list))
     dev = model.device
     use_bf16 = opts.precision == "bf16" and _use_bf16("bf16", dev)
     width, height = image.size
@@ -455,7 +459,7 @@ def stylize(
     """
     style_list = [styles] if isinstance(styles, Image.Image) else list(styles)
     opts = resolve_options(options, **overrides)
-    settings = _settings(opts, len(style_list))
+    settings = check_options(opts, len(style_list))
     if model is None:
         model = _cached_model(weights, device)
     dev = model.device

@@ -21,7 +21,7 @@ from nst_engine import (
     plan_scales,
     stylize,
 )
-from nst_engine.engine import _settings
+from nst_engine.engine import check_options
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def _pixels(image: Image.Image) -> np.ndarray:
 
 def test_every_preset_has_a_coarse_to_fine_schedule_ending_at_its_size():
     for preset in PRESETS.values():
-        scales = plan_scales(1200, 800, _settings(StyleOptions(preset=preset.name), 1))
+        scales = plan_scales(1200, 800, check_options(StyleOptions(preset=preset.name), 1))
         sides = [max(s.width, s.height) for s in scales]
         assert sides[-1] == preset.size
         assert sides == sorted(sides) and len(sides) == len(preset.iterations) >= 3
@@ -63,26 +63,26 @@ def test_every_preset_has_a_coarse_to_fine_schedule_ending_at_its_size():
 
 def test_quality_costs_more_than_balanced_which_costs_more_than_fast():
     def cost(name: str) -> int:
-        return sum(s.iterations * s.pixels for s in plan_scales(1000, 1000, _settings(StyleOptions(preset=name), 1)))
+        return sum(s.iterations * s.pixels for s in plan_scales(1000, 1000, check_options(StyleOptions(preset=name), 1)))
 
     assert cost("fast") < cost("balanced") < cost("quality")
 
 
 def test_iterations_override_rescales_the_whole_schedule():
-    scales = plan_scales(800, 600, _settings(StyleOptions(preset="balanced", iterations=5), 1))
+    scales = plan_scales(800, 600, check_options(StyleOptions(preset="balanced", iterations=5), 1))
     assert scales[-1].iterations == 5
     assert all(s.iterations >= 1 for s in scales)
     assert scales[0].iterations > scales[-1].iterations  # coarse scales stay longer, as in the preset
 
 
 def test_small_size_gives_a_single_scale():
-    scales = plan_scales(64, 48, _settings(StyleOptions(size=48), 1))
+    scales = plan_scales(64, 48, check_options(StyleOptions(size=48), 1))
     assert [(s.width, s.height) for s in scales] == [(48, 36)]
 
 
 def test_too_small_or_too_elongated_output_is_refused_clearly():
     with pytest.raises(ImageTooSmallError, match="at least 32 px"):
-        plan_scales(1000, 50, _settings(StyleOptions(size=256), 1))
+        plan_scales(1000, 50, check_options(StyleOptions(size=256), 1))
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from PIL import Image
 
-from nst_engine.engine import _settings, plan_scales
+from nst_engine.engine import check_options, plan_scales
 from nst_engine.errors import OptionsError
 from nst_engine.pool.protocol import StyleRequest
 from nst_engine.types import StyleOptions
@@ -38,7 +38,7 @@ def validate_request(request: StyleRequest) -> None:
         raise OptionsError(f"timeout must be a positive number of seconds, got {request.timeout}")
     # The engine's own rules (ranges, preset names, style weights) and its schedule check (output not too small),
     # so the pool refuses exactly what the worker would.
-    settings = _settings(options, len(styles))
+    settings = check_options(options, len(styles))
     plan_scales(request.content.width, request.content.height, settings)
 
 
