@@ -12,6 +12,7 @@ from nst_engine.presets import DEFAULT_PRESET, PRESETS
 from nst_engine.types import LossSummary, ProgressEvent, StyleResult
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+_EXIT_CODES = ((ImageError, EXIT_BAD_INPUT), (WeightsError, EXIT_WEIGHTS), (OptionsError, EXIT_USAGE))
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
 
 
@@ -120,18 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.loss_plot is not None:
             args.loss_plot.parent.mkdir(parents=True, exist_ok=True)
             args.loss_plot.write_bytes(result.loss_chart_png())
-    except ImageError as exc:
-        print(f"nst: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except WeightsError as exc:
-        print(f"nst: {exc}", file=sys.stderr)
-        return EXIT_WEIGHTS
-    except OptionsError as exc:
-        print(f"nst: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     except NSTError as exc:
         print(f"nst: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return next((code for kind, code in _EXIT_CODES if isinstance(exc, kind)), EXIT_ERROR)
     except KeyboardInterrupt:
         print("nst: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
