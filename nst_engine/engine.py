@@ -353,7 +353,8 @@ def _optimise_adam(
 ) -> torch.Tensor:
     """Adam on the pixels with iterate averaging; returns the averaged image (less noisy than the last iterate)."""
     x = x0.detach().clone().requires_grad_(True)
-    optimiser = torch.optim.Adam([x], lr=preset.lr)
+    lr = preset.lr if index == 0 or preset.refine_lr is None else preset.refine_lr
+    optimiser = torch.optim.Adam([x], lr=lr)
     average = x.detach().clone()
     decay = preset.average_decay
     for iteration in range(1, run.scales[index].iterations + 1):

@@ -25,7 +25,8 @@ class Preset:
     scale_factor: float
     iterations: tuple[int, ...]  # coarse → fine; the last entry is for the final scale
     optimizer: str = "adam"
-    lr: float = 0.02  # Adam step in pixel units ([0, 1] range)
+    lr: float = 0.02  # Adam step in pixel units ([0, 1] range) at the first scale
+    refine_lr: float | None = 0.01  # at later scales, which start from a good image (None = lr); measured best
     average_decay: float = 0.9  # iterate averaging (EMA of the pixels); 0 disables it
     content_weight: float = 1.0
     style_weight: float = 20.0
