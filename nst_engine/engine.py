@@ -200,6 +200,14 @@ def _resize(tensor: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return out.clamp(0, 1)
 
 
+def _style_at(style: torch.Tensor, output_side: int, style_scale: float) -> torch.Tensor:
+    """The style image resized so its long side is ``style_scale`` times the output's, keeping its aspect ratio;
+    never so small that its short side drops under MIN_SIDE (VGG's deepest layer would see nothing)."""
+    height, width = style.shape[-2:]
+    long_side = max(round(output_side * style_scale), math.ceil(MIN_SIDE * max(width, height) / min(width, height)))
+    return _resize(style, *_fit(width, height, long_side))
+
+
 def _cl(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.contiguous(memory_format=torch.channels_last)
 
@@ -426,9 +434,7 @@ def evaluate_losses(
     use_bf16 = opts.precision == "bf16" and _use_bf16("bf16", dev)
     width, height = image.size
     content_t = _resize(_to_tensor(content, dev), width, height)
-    style_side = max(MIN_SIDE, round(max(width, height) * opts.style_scale))
-    styles_t = [_resize(t, *_fit(t.shape[-1], t.shape[-2], style_side)) for t in map(lambda s: _to_tensor(s, dev),
-                                                                                       style_list)]  # fmt: skip
+    styles_t = [_style_at(_to_tensor(s, dev), max(width, height), opts.style_scale) for s in style_list]
     target = _to_tensor(image, dev)
     if opts.preserve_colors:
         styles_t = [color.match_luminance(s, content_t) for s in styles_t]
@@ -475,8 +481,7 @@ def stylize(
     image: torch.Tensor | None = None
     for index, scale in enumerate(scales):
         content_s = _resize(content_full, scale.width, scale.height)
-        style_side = max(MIN_SIDE, round(max(scale.width, scale.height) * opts.style_scale))
-        styles_s = [_resize(s, *_fit(s.shape[-1], s.shape[-2], style_side)) for s in style_full]
+        styles_s = [_style_at(s, max(scale.width, scale.height), opts.style_scale) for s in style_full]
         if opts.preserve_colors:
             styles_s = [color.match_luminance(s, content_s) for s in styles_s]
             content_s = color.grey_rgb(content_s)

@@ -192,3 +192,9 @@ def test_losses_do_not_depend_on_the_activation_scale(model):
     assert terms_big.total == pytest.approx(terms.total, rel=1e-4)
     for name in layers:
         assert layers_big[name] == pytest.approx(layers[name], rel=1e-3)
+
+
+def test_elongated_small_style_image_is_kept_large_enough_for_vgg(model):
+    banner = _stripes(400, 50)  # 8:1, the most the image checks allow
+    result = stylize(CONTENT, banner, model=model, size=48, iterations=2, style_scale=0.1)
+    assert result.image.size == (48, 36)
