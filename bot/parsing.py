@@ -43,7 +43,8 @@ def parse_style_args(text: str) -> StyleArgs:
             colors = True
         elif word.startswith("seed="):
             value = word.removeprefix("seed=")
-            if not value.isdigit() or int(value) > SEED_MAX:
+            # isdecimal, not isdigit: "²" is a digit that int() rejects.
+            if not value.isdecimal() or int(value) > SEED_MAX:
                 raise ArgumentError(f"The seed must be a whole number from 0 to {SEED_MAX}, not `{value}`.")
             seed = int(value)
         else:
