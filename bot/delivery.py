@@ -19,9 +19,35 @@ TOKEN_MARGIN = 45.0  # stop using the token a little early: a long upload must f
 FileFactory = Callable[[], list[discord.File]]
 
 
+UNKNOWN_MESSAGE = 10008  # Discord's code for a message that no longer exists (e.g. deleted by a moderator)
+
+
 def _token_dead(exc: discord.HTTPException) -> bool:
-    # 401 code 50027 = invalid webhook token (expired); 404 = unknown interaction/webhook/message.
-    return exc.status in (401, 404)
+    # 401 code 50027 = invalid webhook token (expired); 404 = unknown interaction/webhook. A 404 for an
+    # unknown *message* only means the status message was deleted: the token still works.
+    return exc.status == 401 or (exc.status == 404 and exc.code != UNKNOWN_MESSAGE)
+
+
+def missing_permission(channel: discord.abc.Messageable, *, files: bool) -> str:
+    """The bot's permission that most likely caused a 403 when posting in ``channel`` (from the cache)."""
+    guild = getattr(channel, "guild", None)
+    if guild is None or not hasattr(channel, "permissions_for"):
+        return "the permissions it needs"
+    perms = channel.permissions_for(guild.me)
+    for allowed, name in (
+        (perms.view_channel, "View Channel"),
+        (perms.send_messages, "Send Messages"),
+        (not files or perms.attach_files, "Attach Files"),
+        (perms.read_message_history, "Read Message History"),  # needed to reply to a message
+    ):
+        if not allowed:
+            return f"the **{name}** permission"
+    return "the permissions it needs"
+
+
+def _where(channel: discord.abc.Messageable) -> str:
+    mention = getattr(channel, "mention", None)
+    return mention or "that channel"
 
 
 class Reporter:
@@ -50,15 +76,31 @@ class Reporter:
         raise NotImplementedError
 
     async def _channel_send(
-        self, *, content: str, embeds: list[discord.Embed], files: list[discord.File],
+        self, *, content: str, embeds: list[discord.Embed], files: FileFactory,
         view: discord.ui.View | None, reference: discord.MessageReference | None = None,
     ) -> discord.Message:
-        kwargs: dict = {"content": content, "embeds": embeds, "files": files}
+        """Post in the channel; where Discord forbids it (missing permissions), post in the user's DMs."""
+        kwargs: dict = {"content": content, "embeds": embeds}
         if view is not None:
             kwargs["view"] = view
-        if reference is not None:
-            kwargs["reference"] = reference
-        return await self.channel.send(**kwargs)
+        try:
+            return await self.channel.send(files=files(), reference=reference, **kwargs)
+        except discord.Forbidden:
+            if self.guild is None:
+                raise  # already a DM: nowhere else to go
+            reason = self._forbidden_reason(files=bool(files()))
+            log.info("forbidden in channel %s; sending to user %s by DM", getattr(self.channel, "id", "?"),
+                     self.user.id)
+            kwargs["content"] = f"{reason}, so I'm sending this here.\n{content}"
+            message = await self.user.send(files=files(), **kwargs)
+            self.dm_reason = reason
+            return message
+
+    # Set once something meant for the channel went to the user's DMs: "I'm missing ... in #channel".
+    dm_reason: str | None = None
+
+    def _forbidden_reason(self, *, files: bool) -> str:
+        return f"I'm missing {missing_permission(self.channel, files=files)} in {_where(self.channel)}"
 
 
 class InteractionReporter(Reporter):
@@ -74,6 +116,7 @@ class InteractionReporter(Reporter):
         self.channel = channel  # type: ignore[assignment]
         self.lifetime = lifetime
         self.expired = False
+        self._status: discord.WebhookMessage | None = None  # a follow-up replacing a deleted original
 
     @property
     def upload_limit(self) -> int:
@@ -95,12 +138,30 @@ class InteractionReporter(Reporter):
         if files:
             kwargs["attachments"] = list(files)
         try:
-            await self.interaction.edit_original_response(**kwargs)
+            if self._status is None:
+                await self.interaction.edit_original_response(**kwargs)
+            else:
+                await self._status.edit(**kwargs)
         except discord.HTTPException as exc:
+            if exc.status == 404 and exc.code == UNKNOWN_MESSAGE:
+                # The status message was deleted (a moderator?): post this update anew, so it is not lost.
+                await self._repost_status(content=content, embed=embed, view=view, files=files)
+                return
             if not _token_dead(exc):
                 raise
             log.info("interaction %s token no longer usable (%s)", self.interaction.id, exc.status)
             self.expired = True
+
+    async def _repost_status(
+        self, *, content: str | None, embed: discord.Embed | None, view: discord.ui.View | None,
+        files: Sequence[discord.File],
+    ) -> None:
+        kwargs: dict = {"content": content, "wait": True, "files": _rewound(files)}
+        if embed is not None:
+            kwargs["embed"] = embed
+        if view is not None:
+            kwargs["view"] = view
+        self._status = await self.interaction.followup.send(**kwargs)
 
     async def send(self, *, content, embeds, files, view) -> discord.Message | None:
         if self.token_usable():
@@ -114,38 +175,68 @@ class InteractionReporter(Reporter):
                     raise
                 log.info("interaction %s expired; posting to the channel instead", self.interaction.id)
                 self.expired = True
-        return await self._channel_send(content=content, embeds=embeds, files=files(), view=view)
+        return await self._channel_send(content=content, embeds=embeds, files=files, view=view)
 
 
 class MessageReporter(Reporter):
-    """Status as a reply to the user's message (edited in place); result as another reply."""
+    """Status as a reply to the user's message (edited in place); result as another reply.
+
+    Where the bot may not post in the channel, the conversation moves to the user's DMs.
+    """
 
     def __init__(self, message: discord.Message) -> None:
         self.message = message
         self.user = message.author
         self.guild = message.guild
         self.channel = message.channel
+        self._reference: discord.MessageReference | None = message.to_reference(fail_if_not_exists=False)
         self._status: discord.Message | None = None
+        self._note: str | None = None  # why we answer in DMs, kept at the top of the status there
 
     async def status(self, content=None, *, embed=None, view=None, files=()) -> None:
-        if self._status is None:
-            kwargs: dict = {"content": content, "embed": embed, "mention_author": False, "files": list(files)}
-            if view is not None:
-                kwargs["view"] = view
-            self._status = await self.channel.send(
-                reference=self.message.to_reference(fail_if_not_exists=False), **kwargs
-            )
-            return
-        kwargs = {"content": content, "embed": embed, "view": view}
-        if files:
-            kwargs["attachments"] = list(files)
+        if self._note:
+            content = f"{self._note}\n{content}" if content else self._note
+        if self._status is not None:
+            kwargs: dict = {"content": content, "embed": embed, "view": view}
+            if files:
+                kwargs["attachments"] = list(files)
+            try:
+                await self._status.edit(**kwargs)
+                return
+            except discord.NotFound:
+                # Deleted (by a moderator?): post this update anew, so a failure or a cancel is not lost.
+                self._status = None
+                files = _rewound(files)
+        self._status = await self._post_status(content=content, embed=embed, view=view, files=list(files))
+
+    async def _post_status(self, *, content, embed, view, files: list[discord.File]) -> discord.Message:
+        kwargs: dict = {"content": content, "embed": embed, "files": files, "mention_author": False}
+        if view is not None:
+            kwargs["view"] = view
         try:
-            await self._status.edit(**kwargs)
-        except discord.NotFound:
-            self._status = None  # someone deleted the status message; post a new one next time
+            return await self.channel.send(reference=self._reference, **kwargs)
+        except discord.Forbidden:
+            if self.guild is None:
+                raise
+        # The bot may not post here at all: carry on in the user's DMs, saying why once.
+        reason = self._forbidden_reason(files=bool(files))
+        self._note = f"{reason}, so I'm answering here."
+        log.info("forbidden in channel %s; moving job status for user %s to DMs", self.channel.id, self.user.id)
+        self.channel = await self.user.create_dm()
+        self._reference = None
+        self.dm_reason = reason
+        kwargs["content"] = f"{self._note}\n{content}" if content else self._note
+        kwargs["files"] = _rewound(files)
+        return await self.channel.send(**kwargs)
 
     async def send(self, *, content, embeds, files, view) -> discord.Message | None:
         return await self._channel_send(
-            content=content, embeds=embeds, files=files(), view=view,
-            reference=self.message.to_reference(fail_if_not_exists=False),
+            content=content, embeds=embeds, files=files, view=view, reference=self._reference,
         )
+
+
+def _rewound(files: Sequence[discord.File]) -> list[discord.File]:
+    # A File already given to a failed request has been read; rewind it before sending it again.
+    for f in files:
+        f.reset()
+    return list(files)

@@ -521,7 +521,7 @@ class JobService:
                 return out
 
             try:
-                await reporter.send(
+                sent = await reporter.send(
                     content=f"{reporter.user.mention} here is your picture.", embeds=[embed], files=files,
                     view=result_view(job_id),
                 )
@@ -534,12 +534,20 @@ class JobService:
                 budget = len(data) // 2
                 note = "re-encoded smaller to fit this server's upload limit"
                 continue
-            await self._safe(reporter.status("Done: the result is below.", embed=None, view=None))
+            await self._safe(reporter.status(self._done_text(reporter, sent), embed=None, view=None))
             return
         raise Refusal(
             "Discord refused the result even after shrinking it: this server's upload limit is too small. "
             "Try the `fast` preset or a smaller output size."
         )
+
+    @staticmethod
+    def _done_text(reporter: Reporter, sent: discord.Message | None) -> str:
+        moved = sent is not None and reporter.dm_reason and isinstance(sent.channel, discord.DMChannel)
+        if moved and reporter.guild is not None and not isinstance(reporter.channel, discord.DMChannel):
+            # The status stayed in the channel but the upload was refused there.
+            return f"Done, but {reporter.dm_reason}, so the result is in your direct messages."
+        return "Done: the result is below."
 
     def _shrink(self, inputs: Inputs) -> Inputs:
         """Copies no larger than needed for a re-run (the output is never above the max output side)."""

@@ -1,0 +1,245 @@
+"""A hostile user and a hostile Discord: lying metadata, odd files, missing permissions, deleted messages.
+
+Each test states the product rule it checks: a clear message naming the file and the cause, nothing lost,
+never silent, and the bot keeps serving.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+
+from PIL import Image
+
+from tests.e2e.bot_harness import E2E, embed_text, fake, is_error, is_result, make_settings, png, pool, running_bot
+from tests.fakediscord import FileSpec, Perm
+
+pytestmark = E2E
+__all__ = ["fake", "pool"]  # fixtures
+
+SLOW = {"size": 48, "iterations": 400}  # runs long enough to act while it runs
+
+
+def images(seed: int) -> list[tuple[str, bytes]]:
+    return [(f"c{seed}.png", png(seed=seed)), (f"s{seed}.png", png(seed=seed + 100))]
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG whose header declares ``width``×``height`` (a decompression bomb's shape, a few bytes long)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(
+        b"IEND", b"")
+
+
+def animated(fmt: str) -> bytes:
+    frames = [Image.new("RGB", (64, 48), colour) for colour in ("red", "green", "blue")]
+    buf = io.BytesIO()
+    frames[0].save(buf, format=fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return buf.getvalue()
+
+
+def deny(fake, permission: int) -> None:
+    """Take ``permission`` from the bot in the test guild (from @everyone and from the bot's own role)."""
+    for role in (fake.guild.everyone_role, fake.bot_role):
+        role.permissions &= ~permission
+
+
+def cancel_id(msg) -> str:
+    return next(cid for cid in msg.custom_ids() if cid.startswith("nst:cancel:"))
+
+
+async def click(fake, msg, custom_id: str, user) -> str:
+    record = await fake.click_button(msg, custom_id, user=user)
+    await fake.wait_for_ack(record, timeout=3)
+    return record.original.content if record.original is not None else ""
+
+
+def no_traceback(fake) -> None:
+    assert not any("Traceback" in embed_text(m) for m in fake.bot_messages())
+
+
+async def test_lying_metadata_and_odd_files(fake, tmp_path, pool):
+    settings = make_settings(tmp_path, max_megapixels=0.01, max_file_mb=0.2)
+    good = ("good.png", png(seed=1))
+    async with running_bot(fake, settings, pool):
+        # Discord says 10×10; the header says 20000×20000: the decoder's header check refuses it.
+        bomb = fake.make_attachment(fake.channel, FileSpec("bomb.png", png_header(20000, 20000)))
+        bomb.width = bomb.height = 10
+        await fake.post_message(fake.channel, fake.member, "!style", attachments=[good, bomb])
+        text = embed_text(await fake.wait_for_message(fake.channel, is_error))
+        assert "bomb.png" in text and "400.0 MP" in text and "style image" in text.lower(), text
+
+        # Metadata says a small PNG; the CDN streams 5 MB without a Content-Length.
+        liar = fake.make_attachment(fake.channel, FileSpec("liar.png", png(seed=2)))
+        fake.cdn_fault(liar, "huge", size=5_000_000, lie_length=-1)
+        await fake.post_message(fake.channel, fake.member, "!style", attachments=[liar, good])
+        text = embed_text(await fake.wait_for_message(fake.channel, is_error))
+        assert "`liar.png` is larger than the" in text, text
+
+        # A zero-byte file.
+        await fake.post_message(fake.channel, fake.member, "!style", attachments=[good, ("empty.png", b"")])
+        text = embed_text(await fake.wait_for_message(fake.channel, is_error))
+        assert "empty.png" in text and "style image is empty" in text.lower(), text
+
+        # A text file renamed .png.
+        await fake.post_message(fake.channel, fake.member, "!style",
+                                attachments=[("notes.png", b"hello, this is not a picture\n" * 5), good])
+        text = embed_text(await fake.wait_for_message(fake.channel, is_error))
+        assert "notes.png" in text and "content image" in text.lower(), text
+
+        # Animated GIF and WebP are accepted (first frame), as is the same image as content and style.
+        await fake.post_message(fake.channel, fake.member, "!style",
+                                attachments=[("anim.gif", animated("GIF")), ("anim.webp", animated("WEBP"))])
+        await fake.wait_for_message(fake.channel, is_result, timeout=60)
+        same = fake.make_attachment(fake.channel, FileSpec("same.png", png(seed=3)))
+        record = await fake.invoke_slash("style", {"content": same, "style": same})
+        await fake.wait_for_ack(record, timeout=3)
+        await fake.wait_for_message(fake.channel, is_result, timeout=60)
+        no_traceback(fake)
+
+
+async def test_garbage_arguments_get_usage_not_a_generic_error(fake, tmp_path, pool):
+    async with running_bot(fake, make_settings(tmp_path), pool):
+        for args, expected in [
+            ("ultra 99 foo", "I don't understand `ultra`"),
+            ("-2", "The strength must be from 0.25"),
+            ("seed=99999999999999", "The seed must be a whole number"),
+            ("seed=²", "The seed must be a whole number"),  # str.isdigit() is True for "²", int() is not
+            ("strength=nan", "The strength must be from 0.25"),
+        ]:
+            await fake.post_message(fake.channel, fake.member, f"!style {args}", attachments=images(1))
+            text = embed_text(await fake.wait_for_message(fake.channel, is_error))
+            assert expected in text and "Usage:" in text, (args, text)
+
+        # A reply to a message without images, with one image attached: told what is missing.
+        plain = await fake.post_message(fake.channel, fake.admin, "look at this")
+        await fake.post_message(fake.channel, fake.member, "!style", attachments=[("only.png", png())],
+                                reference=plain)
+        text = embed_text(await fake.wait_for_message(fake.channel, is_error))
+        assert "only one file (`only.png`)" in text
+        no_traceback(fake)
+
+
+async def test_request_in_a_dm_is_answered_there(fake, tmp_path, pool):
+    async with running_bot(fake, make_settings(tmp_path), pool):
+        await fake.post_message(fake.dm_channel, fake.member, "!style fast", attachments=images(2))
+        result = await fake.wait_for_message(fake.dm_channel, is_result, timeout=60)
+        assert result.attachments[0].filename.startswith("styled.")
+
+
+async def test_cancel_twice_and_by_another_member(fake, tmp_path, pool):
+    async with running_bot(fake, make_settings(tmp_path, download_timeout=5.0), pool) as bot:
+        slow = fake.make_attachment(fake.channel, FileSpec("slow.png", png(seed=4)))
+        fake.cdn_fault(slow, "slow", delay=1.5)
+        user_msg = await fake.post_message(fake.channel, fake.member, "!style", attachments=[slow, ("s.png", png())])
+        status = await fake.wait_for_message(fake.channel, lambda m: m.reference_id == user_msg.id)
+        cid = cancel_id(status)
+        assert "Only the person who started this job" in await click(fake, status, cid, fake.admin)
+        first = await click(fake, status, cid, fake.member)
+        second = await click(fake, status, cid, fake.member)
+        assert first.startswith("Cancel") and second.startswith("Cancel"), (first, second)
+        await fake.wait_for(lambda: status.content.startswith("Cancelled by you"), timeout=5,
+                            what="status says cancelled")
+        await fake.wait_for(lambda: not bot.jobs.active, timeout=5, what="no job left")
+        assert status.button(cid) is None  # the finished job's status has no Cancel button left
+
+
+async def test_rate_limited_edits_still_deliver(fake, tmp_path, pool):
+    async with running_bot(fake, make_settings(tmp_path), pool, engine_overrides={"size": 48, "iterations": 40}):
+        fake.rate_limit(r"PATCH /channels/\d+/messages/\d+", count=4, retry_after=0.2)
+        user_msg = await fake.post_message(fake.channel, fake.member, "!style", attachments=images(5))
+        await fake.wait_for_message(fake.channel, is_result, timeout=60)
+        status = next(m for m in fake.bot_messages(fake.channel) if m.reference_id == user_msg.id)
+        await fake.wait_for(lambda: status.content.startswith("Done"), timeout=10, what="status says Done")
+        assert any(r.status == 429 for r in fake.requests)
+
+
+async def test_rapid_rerun_clicks_respect_the_per_user_limit(fake, tmp_path, pool):
+    settings = make_settings(tmp_path, user_max_running=1, user_max_waiting=1)
+    async with running_bot(fake, settings, pool) as bot:
+        await fake.post_message(fake.channel, fake.member, "!style", attachments=images(6))
+        result = await fake.wait_for_message(fake.channel, is_result, timeout=60)
+        bot.engine_overrides.update(SLOW)  # the re-runs take long enough to pile up
+        rerun = next(cid for cid in result.custom_ids() if cid.startswith("nst:rerun:stronger:"))
+        records = [await fake.click_button(result, rerun, user=fake.member) for _ in range(3)]
+        for record in records:
+            await fake.wait_for_ack(record, timeout=3)
+        refused = await fake.wait_for_message(fake.channel, is_error, timeout=10)
+        assert "the limit is 1 running + 1 waiting per person" in embed_text(refused)
+        assert len(bot.jobs.active) == 2
+        for job in list(bot.jobs.active):
+            bot.jobs.cancel(job, by=fake_user(bot, fake.member.id), moderator=False)
+        await fake.wait_for(lambda: not bot.jobs.active, timeout=10, what="jobs cancelled")
+
+
+def fake_user(bot, user_id: int):
+    return bot.get_user(user_id) or type("U", (), {"id": user_id, "display_name": "u"})()
+
+
+async def test_status_deleted_by_a_moderator_before_a_failure(fake, tmp_path, pool):
+    async with running_bot(fake, make_settings(tmp_path), pool):
+        cut = fake.make_attachment(fake.channel, FileSpec("cut.png", png(seed=7)))
+        fake.cdn_fault(cut, "truncated", send_bytes=100, delay=1.0)
+        user_msg = await fake.post_message(fake.channel, fake.member, "!style", attachments=[("c.png", png()), cut])
+        status = await fake.wait_for_message(fake.channel, lambda m: m.reference_id == user_msg.id)
+        await fake.delete_user_message(status)  # a moderator tidies up while it downloads
+        msg = await fake.wait_for_message(fake.channel, is_error, timeout=10)
+        assert "download of `cut.png` was cut off" in embed_text(msg)
+
+
+async def test_users_message_deleted_mid_job_still_gets_the_result(fake, tmp_path, pool):
+    async with running_bot(fake, make_settings(tmp_path), pool):
+        slow = fake.make_attachment(fake.channel, FileSpec("slow.png", png(seed=8)))
+        fake.cdn_fault(slow, "slow", delay=1.0)  # the user deletes their message during the download
+        user_msg = await fake.post_message(fake.channel, fake.member, "!style", attachments=[slow, ("s.png", png())])
+        await fake.wait_for_message(fake.channel, lambda m: m.reference_id == user_msg.id)
+        await fake.delete_user_message(user_msg)
+        result = await fake.wait_for_message(fake.channel, is_result, timeout=60)
+        assert fake.member.mention in result.content
+
+
+async def test_no_attach_files_permission_sends_the_result_by_dm(fake, tmp_path, pool):
+    deny(fake, Perm.ATTACH_FILES)
+    async with running_bot(fake, make_settings(tmp_path), pool):
+        await fake.post_message(fake.channel, fake.member, "!style", attachments=images(9))
+        result = await fake.wait_for_message(fake.dm_channel, is_result, timeout=60)
+        assert result.attachments[0].filename.startswith("styled.")
+        status = await fake.wait_for_message(fake.channel, lambda m: "Attach Files" in embed_text(m), since=0)
+        assert "direct message" in embed_text(status)
+        no_traceback(fake)
+
+
+async def test_no_send_permission_answers_by_dm(fake, tmp_path, pool):
+    deny(fake, Perm.SEND_MESSAGES)
+    async with running_bot(fake, make_settings(tmp_path), pool):
+        await fake.post_message(fake.channel, fake.member, "!style", attachments=images(10))
+        result = await fake.wait_for_message(fake.dm_channel, is_result, timeout=60)
+        assert fake.member.mention in result.content
+        notice = await fake.wait_for_message(fake.dm_channel, lambda m: fake.channel.mention in m.content, since=0)
+        assert "Send Messages" in notice.content
+        await fake.post_message(fake.channel, fake.member, "!style", attachments=[("one.png", png())])
+        refusal = await fake.wait_for_message(fake.dm_channel, is_error, timeout=10)
+        assert "only one file (`one.png`)" in embed_text(refusal)
+
+
+async def test_slash_result_survives_a_deleted_status_where_the_bot_cannot_post(fake, tmp_path, pool):
+    # Slash commands work without the bot's channel permissions; only the interaction webhook can answer.
+    deny(fake, Perm.SEND_MESSAGES)
+    async with running_bot(fake, make_settings(tmp_path), pool):
+        slow = fake.make_attachment(fake.channel, FileSpec("slow.png", png(seed=11)))
+        fake.cdn_fault(slow, "slow", delay=1.0)  # the status is deleted during the download
+        record = await fake.invoke_slash("style", {"content": slow, "style": ("s.png", png())})
+        await fake.wait_for_ack(record, timeout=3)
+        await fake.wait_for(lambda: record.original is not None and not record.original.loading, timeout=10,
+                            what="the status replaced the thinking placeholder")
+        await fake.delete_user_message(record.original)
+        result = await fake.wait_for_message(fake.channel, is_result, timeout=60)
+        assert result in record.followups
+        reposted = record.followups[0]  # the status, posted anew as a follow-up once its message was gone
+        await fake.wait_for(lambda: reposted.content.startswith("Done"), timeout=5, what="the new status is done")
+        assert not any(r.status == 403 for r in fake.requests)  # never tried to post in the channel
