@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from bot.delivery import InteractionReporter
-from bot.parsing import STRENGTH_MAX, STRENGTH_MIN
+from bot.parsing import STRENGTH_MAX, STRENGTH_MIN, StyleArgs
 
 if TYPE_CHECKING:
     from bot.app import StyleBot
@@ -86,15 +86,26 @@ class RerunButton(
                 ephemeral=True,
             )
             return
+        args = rerun_args(self.kind, entry.args)
+        if args == entry.args:
+            # Already at the bound: running the same job again would only repeat the same picture.
+            bound = f"strongest ({STRENGTH_MAX:g})" if self.kind == "stronger" else f"weakest ({STRENGTH_MIN:g})"
+            await interaction.response.send_message(
+                f"That result already used the {bound} style strength, so this would give the same picture.",
+                ephemeral=True,
+            )
+            return
         await interaction.response.defer(thinking=True)
-        args = entry.args
-        if self.kind == "stronger":
-            args = replace(args, strength=min(STRENGTH_MAX, args.strength * 2))
-        elif self.kind == "weaker":
-            args = replace(args, strength=max(STRENGTH_MIN, args.strength / 2))
-        else:
-            args = replace(args, preserve_colors=not args.preserve_colors)
         bot.jobs.spawn(bot.jobs.handle_request(InteractionReporter(interaction), inputs=entry.inputs, args=args))
+
+
+def rerun_args(kind: str, args: StyleArgs) -> StyleArgs:
+    """The arguments of a re-run: strength doubled or halved (within bounds), or colours toggled."""
+    if kind == "stronger":
+        return replace(args, strength=min(STRENGTH_MAX, args.strength * 2))
+    if kind == "weaker":
+        return replace(args, strength=max(STRENGTH_MIN, args.strength / 2))
+    return replace(args, preserve_colors=not args.preserve_colors)
 
 
 async def report_item_error(interaction: discord.Interaction, error: Exception) -> None:

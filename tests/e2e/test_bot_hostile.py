@@ -243,3 +243,14 @@ async def test_slash_result_survives_a_deleted_status_where_the_bot_cannot_post(
         reposted = record.followups[0]  # the status, posted anew as a follow-up once its message was gone
         await fake.wait_for(lambda: reposted.content.startswith("Done"), timeout=5, what="the new status is done")
         assert not any(r.status == 403 for r in fake.requests)  # never tried to post in the channel
+
+
+async def test_stronger_at_the_strongest_is_refused_not_rerun(fake, tmp_path, pool):
+    async with running_bot(fake, make_settings(tmp_path), pool) as bot:
+        await fake.post_message(fake.channel, fake.member, "!style 4", attachments=images(12))
+        result = await fake.wait_for_message(fake.channel, is_result, timeout=60)
+        stronger = next(cid for cid in result.custom_ids() if cid.startswith("nst:rerun:stronger:"))
+        record = await fake.click_button(result, stronger, user=fake.member)
+        await fake.wait_for_ack(record, timeout=3)
+        assert record.original.ephemeral and "already used the strongest (4)" in record.original.content
+        assert not bot.jobs.active
