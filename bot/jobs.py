@@ -86,6 +86,7 @@ class ActiveJob:
     guild_id: int | None
     ticket: Ticket | None = None
     handle: JobHandle | None = None
+    download: asyncio.Task[Inputs] | None = None  # cancelled by the Cancel button: a slow CDN must not delay it
     cancelled_by: str | None = None
 
 
@@ -314,7 +315,7 @@ class JobService:
                 check_metadata(files, limits, max_styles=self.settings.max_styles)
                 self.active[job_id] = job
                 await reporter.status(f"Downloading {len(files)} images…", view=self.cancel_view(job_id))
-                inputs = await self._fetch(files, limits)
+                inputs = await self._download(job, files, limits)
                 timings["download"] = time.monotonic() - t0
             else:
                 self.active[job_id] = job
@@ -391,8 +392,12 @@ class JobService:
             return "That job is no longer running."
         if job.user_id != by.id and not moderator:
             return "Only the person who started this job (or a moderator with Manage Messages) can cancel it."
+        if job.cancelled_by:
+            return "This job is already being cancelled."
         job.cancelled_by = by.display_name if job.user_id != by.id else "you"
         if job.ticket is not None and self.queue.cancel(job.ticket):
+            return "Cancelled."
+        if job.download is not None and job.download.cancel():
             return "Cancelled."
         if job.handle is not None:
             job.handle.cancel()
@@ -406,6 +411,18 @@ class JobService:
         return view
 
     # -- steps -----------------------------------------------------------------------------------------
+
+    async def _download(self, job: ActiveJob, files: Sequence[InputFile], limits: Limits) -> Inputs:
+        """``_fetch`` as a task the Cancel button can stop at once."""
+        job.download = asyncio.ensure_future(self._fetch(files, limits))
+        try:
+            return await job.download
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if job.download.cancelled() and job.cancelled_by and not (task and task.cancelling()):
+                raise Cancelled(f"cancelled by {job.cancelled_by}") from None
+            job.download.cancel()
+            raise
 
     async def _fetch(self, files: Sequence[InputFile], limits: Limits) -> Inputs:
         assert self.session is not None

@@ -142,7 +142,8 @@ async def test_cancel_twice_and_by_another_member(fake, tmp_path, pool):
         assert "Only the person who started this job" in await click(fake, status, cid, fake.admin)
         first = await click(fake, status, cid, fake.member)
         second = await click(fake, status, cid, fake.member)
-        assert first.startswith("Cancel") and second.startswith("Cancel"), (first, second)
+        assert first == "Cancelled." and second in ("This job is already being cancelled.",
+                                                    "That job is no longer running."), second
         await fake.wait_for(lambda: status.content.startswith("Cancelled by you"), timeout=5,
                             what="status says cancelled")
         await fake.wait_for(lambda: not bot.jobs.active, timeout=5, what="no job left")
@@ -254,3 +255,18 @@ async def test_stronger_at_the_strongest_is_refused_not_rerun(fake, tmp_path, po
         await fake.wait_for_ack(record, timeout=3)
         assert record.original.ephemeral and "already used the strongest (4)" in record.original.content
         assert not bot.jobs.active
+
+
+async def test_cancel_stops_a_stalled_download_at_once(fake, tmp_path, pool):
+    async with running_bot(fake, make_settings(tmp_path, download_timeout=30.0), pool) as bot:
+        stalled = fake.make_attachment(fake.channel, FileSpec("stalled.png", png(seed=13)))
+        fake.cdn_fault(stalled, "slow", delay=20.0)
+        user_msg = await fake.post_message(fake.channel, fake.member, "!style", attachments=[stalled, ("s.png", png())])
+        status = await fake.wait_for_message(fake.channel, lambda m: m.reference_id == user_msg.id)
+        assert await click(fake, status, cancel_id(status), fake.member) == "Cancelled."
+        await fake.wait_for(lambda: status.content.startswith("Cancelled by you"), timeout=3,
+                            what="status says cancelled without waiting for the download")
+        await fake.wait_for(lambda: not bot.jobs.active, timeout=3, what="no job left")
+        # The user may send the next request right away.
+        await fake.post_message(fake.channel, fake.member, "!style", attachments=images(14))
+        await fake.wait_for_message(fake.channel, is_result, timeout=60)
