@@ -113,12 +113,14 @@ def human_bytes(n: int, *, exact: bool = False) -> str:
 
 
 def human_pixels(n: int) -> str:
-    """``48.2 MP`` (one decimal) for megapixels, ``0.3 MP`` for small ones."""
-    return f"{n / 1e6:.1f} MP"
+    """``48.2 MP`` (one decimal); tiny counts keep two significant digits (``0.012 MP``) rather than read 0."""
+    mp = n / 1e6
+    return f"{mp:.1f} MP" if mp >= 0.1 else f"{mp:.2g} MP"
 
 
 def _limit_pixels(n: int) -> str:
-    return f"{_trim(n / 1e6, 1)} MP"
+    mp = n / 1e6
+    return f"{_trim(mp, 1)} MP" if mp >= 0.1 else f"{mp:.2g} MP"
 
 
 def _ratio(r: float) -> str:

@@ -482,3 +482,13 @@ def test_real_sample_images() -> None:
         assert image.mode == "RGB", path.name
         assert image.size == (info.width, info.height), path.name
         assert np.asarray(image).std() > 5, path.name  # real content, not a blank canvas
+
+
+def test_tiny_pixel_limits_are_not_shown_as_zero():
+    from nst_engine.images import human_pixels
+
+    assert human_pixels(48_200_000) == "48.2 MP"
+    assert human_pixels(12_000) == "0.012 MP"
+    data = save(Image.new("RGB", (200, 200)), "PNG")
+    with pytest.raises(TooManyPixelsError, match=r"allows 0\.01 MP"):
+        decode_image(data, role="style image", limits=ImageLimits(max_pixels=10_000))
