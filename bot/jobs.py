@@ -540,7 +540,7 @@ class JobService:
             try:
                 sent = await reporter.send(
                     content=f"{reporter.user.mention} here is your picture.", embeds=[embed], files=files,
-                    view=result_view(job_id),
+                    view=result_view(job_id, preserved_colors=args.preserve_colors),
                 )
             except discord.HTTPException as exc:
                 if exc.status != 413:

@@ -20,6 +20,7 @@ RERUN_KINDS = {
     "stronger": ("Stronger style", "💪"),
     "weaker": ("Weaker style", "🪶"),
     "colors": ("Preserve colours", "🎨"),
+    "stylecolors": ("Style's colours", "🖌️"),  # offered instead of "colors" when the result kept the colours
 }
 
 
@@ -88,24 +89,27 @@ class RerunButton(
             return
         args = rerun_args(self.kind, entry.args)
         if args == entry.args:
-            # Already at the bound: running the same job again would only repeat the same picture.
-            bound = f"strongest ({STRENGTH_MAX:g})" if self.kind == "stronger" else f"weakest ({STRENGTH_MIN:g})"
-            await interaction.response.send_message(
-                f"That result already used the {bound} style strength, so this would give the same picture.",
-                ephemeral=True,
-            )
+            # Nothing would change: running the same job again would only repeat the same picture.
+            await interaction.response.send_message(_same_job_text(self.kind), ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
         bot.jobs.spawn(bot.jobs.handle_request(InteractionReporter(interaction), inputs=entry.inputs, args=args))
 
 
+def _same_job_text(kind: str) -> str:
+    if kind in ("stronger", "weaker"):
+        bound = f"strongest ({STRENGTH_MAX:g})" if kind == "stronger" else f"weakest ({STRENGTH_MIN:g})"
+        return f"That result already used the {bound} style strength, so this would give the same picture."
+    return "That result already used those colours, so this would give the same picture."
+
+
 def rerun_args(kind: str, args: StyleArgs) -> StyleArgs:
-    """The arguments of a re-run: strength doubled or halved (within bounds), or colours toggled."""
+    """The arguments of a re-run: strength doubled or halved (within bounds), or the colour choice set."""
     if kind == "stronger":
         return replace(args, strength=min(STRENGTH_MAX, args.strength * 2))
     if kind == "weaker":
         return replace(args, strength=max(STRENGTH_MIN, args.strength / 2))
-    return replace(args, preserve_colors=not args.preserve_colors)
+    return replace(args, preserve_colors=kind == "colors")
 
 
 async def report_item_error(interaction: discord.Interaction, error: Exception) -> None:
@@ -121,8 +125,9 @@ async def report_item_error(interaction: discord.Interaction, error: Exception) 
         pass
 
 
-def result_view(job_id: str) -> discord.ui.View:
+def result_view(job_id: str, *, preserved_colors: bool = False) -> discord.ui.View:
+    """Re-run buttons; the colour button offers whichever colour choice the result did not use."""
     view = discord.ui.View(timeout=None)
-    for kind in RERUN_KINDS:
+    for kind in ("stronger", "weaker", "stylecolors" if preserved_colors else "colors"):
         view.add_item(RerunButton(kind, job_id))
     return view

@@ -1,0 +1,25 @@
+"""Re-run buttons: what each one changes, and which colour button a result offers."""
+
+from __future__ import annotations
+
+from bot.parsing import STRENGTH_MAX, StyleArgs
+from bot.views import rerun_args, result_view
+
+
+def _labels(view) -> list[str]:
+    return [item.item.label for item in view.children]
+
+
+def test_colour_button_offers_the_choice_the_result_did_not_use():
+    assert _labels(result_view("ab12")) == ["Stronger style", "Weaker style", "Preserve colours"]
+    assert _labels(result_view("ab12", preserved_colors=True)) == ["Stronger style", "Weaker style", "Style's colours"]
+
+
+def test_rerun_args_set_rather_than_toggle_the_colours():
+    plain = StyleArgs(preset=None, strength=1.0, preserve_colors=False, seed=0)
+    kept = rerun_args("colors", plain)
+    assert kept.preserve_colors is True
+    assert rerun_args("colors", kept) == kept  # clicking it again changes nothing (the bot says so)
+    assert rerun_args("stylecolors", kept).preserve_colors is False
+    assert rerun_args("stronger", plain).strength == 2.0
+    assert rerun_args("stronger", rerun_args("stronger", rerun_args("stronger", plain))).strength == STRENGTH_MAX
