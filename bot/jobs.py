@@ -427,15 +427,20 @@ class JobService:
     async def _fetch(self, files: Sequence[InputFile], limits: Limits) -> Inputs:
         assert self.session is not None
         image_limits = ImageLimits(max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
-        blobs = await asyncio.gather(
-            *(
-                download(
-                    self.session, f.url, filename=f.filename, max_bytes=limits.max_bytes,
-                    timeout=self.settings.download_timeout,
-                )
-                for f in files
+        tasks = [
+            asyncio.create_task(
+                download(self.session, f.url, filename=f.filename, max_bytes=limits.max_bytes,
+                         timeout=self.settings.download_timeout)
             )
-        )
+            for f in files
+        ]
+        try:
+            blobs = await asyncio.gather(*tasks)
+        finally:
+            # One failed (or cancelled) download decides the request: stop the others now, not at their timeout.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
         n_styles = len(files) - 1
         images: list[Image.Image] = []
         for i, (f, data) in enumerate(zip(files, blobs, strict=True)):

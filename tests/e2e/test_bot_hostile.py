@@ -270,3 +270,15 @@ async def test_cancel_stops_a_stalled_download_at_once(fake, tmp_path, pool):
         # The user may send the next request right away.
         await fake.post_message(fake.channel, fake.member, "!style", attachments=images(14))
         await fake.wait_for_message(fake.channel, is_result, timeout=60)
+
+
+async def test_a_failed_download_is_refused_without_waiting_for_a_stalled_one(fake, tmp_path, pool):
+    """Rule: a request that cannot run is refused promptly; a stalled sibling download does not hold the answer."""
+    async with running_bot(fake, make_settings(tmp_path, download_timeout=20.0), pool):
+        missing = fake.make_attachment(fake.channel, FileSpec("gone.png", png(seed=12)))
+        fake.cdn_fault(missing, "404")
+        stalled = fake.make_attachment(fake.channel, FileSpec("stalled.png", png(seed=13)))
+        fake.cdn_fault(stalled, "slow", delay=15.0)
+        await fake.post_message(fake.channel, fake.member, "!style", attachments=[missing, stalled])
+        msg = await fake.wait_for_message(fake.channel, is_error, timeout=5)  # well before the 15 s stall ends
+        assert "gone.png" in embed_text(msg)
