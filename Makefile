@@ -37,7 +37,7 @@ demo: $(STAMP)
 		$$(test -f $(SHARED_WEIGHTS) && echo --weights $(SHARED_WEIGHTS))
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.engine_vs_tutorial
+	$(BIN)/python -m benchmarks.engine_vs_tutorial --gallery out/bench/gallery.jpg
 	$(BIN)/python -m benchmarks.pool_overhead
 
 clean:
