@@ -22,6 +22,7 @@ from bot.downloads import DownloadError, download
 from bot.limits import Limits
 from bot.parsing import StyleArgs
 from bot.queue import FairQueue, QueueRefused, Ticket
+from nst_engine.engine import MIN_SIDE
 from nst_engine.errors import (
     Cancelled,
     EncodeError,
@@ -576,11 +577,11 @@ class JobService:
         side = self.settings.max_output_side
 
         def small(im: Image.Image) -> Image.Image:
-            if max(im.size) <= side:
+            # Long side down to the output limit, but the short side never below twice the engine's minimum.
+            scale = max(side / max(im.size), 2 * MIN_SIDE / min(im.size))
+            if scale >= 1:
                 return im
-            im = im.copy()
-            im.thumbnail((side, side), Image.Resampling.LANCZOS)
-            return im
+            return im.resize((round(im.width * scale), round(im.height * scale)), Image.Resampling.LANCZOS)
 
         return Inputs(content=small(inputs.content), styles=[small(s) for s in inputs.styles], names=inputs.names)
 

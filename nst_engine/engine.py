@@ -407,6 +407,17 @@ def _optimise_lbfgs(x0: torch.Tensor, objective: _Objective, run: _Run, index: i
     return x.detach()
 
 
+def _check_input_sizes(content: Image.Image, styles: list[Image.Image]) -> None:
+    """Pictures smaller than VGG's deepest layer can see hold no content or texture to transfer."""
+    named = [("content image", content)]
+    named += [("style image" if len(styles) == 1 else f"style image {i}", s) for i, s in enumerate(styles, 1)]
+    for role, image in named:
+        if min(image.size) < MIN_SIDE:
+            raise ImageTooSmallError(
+                f"{role} is {image.width}x{image.height} px; each side must be at least {MIN_SIDE} px", role=role
+            )
+
+
 def _use_bf16(precision: str, device: torch.device) -> bool:
     if precision == "fp32":
         return False
@@ -467,6 +478,7 @@ def stylize(
     style_list = [styles] if isinstance(styles, Image.Image) else list(styles)
     opts = resolve_options(options, **overrides)
     settings = check_options(opts, len(style_list))
+    _check_input_sizes(content, style_list)
     if model is None:
         model = _cached_model(weights, device)
     dev = model.device

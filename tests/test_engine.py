@@ -198,3 +198,11 @@ def test_elongated_small_style_image_is_kept_large_enough_for_vgg(model):
     banner = _stripes(400, 50)  # 8:1, the most the image checks allow
     result = stylize(CONTENT, banner, model=model, size=48, iterations=2, style_scale=0.1)
     assert result.image.size == (48, 36)
+
+
+def test_inputs_smaller_than_the_network_needs_are_refused(model):
+    with pytest.raises(ImageTooSmallError, match=r"style image 2 is 20x40 px; each side must be at least 32 px") as info:
+        stylize(CONTENT, [STYLE, _stripes(20, 40)], model=model, size=48, iterations=1)
+    assert info.value.role == "style image 2"
+    with pytest.raises(ImageTooSmallError, match="content image is 64x16 px"):
+        stylize(_gradient(64, 16), STYLE, model=model, size=48, iterations=1)

@@ -235,6 +235,13 @@ async def test_event_loop_stays_responsive_while_jobs_run(pool: ProcessPoolBacke
     assert previews >= 4  # at least the final preview of each job arrived
 
 
+async def test_large_elongated_style_is_not_shrunk_below_what_the_engine_needs(pool: ProcessPoolBackend) -> None:
+    banner = Image.effect_noise((1600, 200), 60).convert("RGB")  # 8:1 and far larger than a 48 px job needs
+    job = pool.submit(StyleRequest(CONTENT, [banner], StyleOptions(size=48, iterations=2, precision="fp32")))
+    result = await job.result()
+    assert result.image.size == (48, 40)
+
+
 async def test_submit_before_start_and_after_close_is_refused() -> None:
     from nst_engine.errors import PoolClosedError
 

@@ -41,6 +41,7 @@ from typing import Any, Literal
 
 from PIL import Image
 
+from nst_engine.engine import MIN_SIDE
 from nst_engine.errors import (
     Cancelled,
     JobFailedError,
@@ -269,7 +270,8 @@ def _shrink(image: Image.Image, side: int) -> Image.Image:
     The engine's own antialiased resize then makes the final size, so the picture is unchanged to the eye, while a
     40-megapixel upload is not copied through a pipe and into tensors at full size.
     """
-    factor = max(image.size) // (2 * side)
+    # The short side keeps twice the engine's minimum too, so elongated images stay usable (see engine._style_at).
+    factor = min(max(image.size) // (2 * side), min(image.size) // (2 * MIN_SIDE))
     return image.reduce(factor) if factor >= 2 else image
 
 
