@@ -303,8 +303,9 @@ class JobService:
         recorded = False
         try:
             limits = await self.bot.limits_for(guild)
-            pending = sum(1 for j in self.active.values() if j.user_id == user.id and j.ticket is None)
-            self.queue.check_admission(user.id, pending=pending)
+            downloading = [j for j in self.active.values() if j.ticket is None]
+            pending = sum(1 for j in downloading if j.user_id == user.id)
+            self.queue.check_admission(user.id, pending=pending, pending_total=len(downloading))
             options = build_options(
                 args, limits, overrides=self.engine_overrides,
                 preview_every=self.settings.preview_interval or None,

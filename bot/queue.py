@@ -65,10 +65,11 @@ class FairQueue:
         """(running, waiting) jobs of this user."""
         return len(self._running.get(user_id, ())), sum(1 for t in self._waiting if t.user_id == user_id)
 
-    def check_admission(self, user_id: int, *, pending: int = 0) -> None:
+    def check_admission(self, user_id: int, *, pending: int = 0, pending_total: int = 0) -> None:
         """Raise QueueRefused when this user may not queue another job now (call before downloading).
 
-        ``pending`` counts the user's requests accepted but not queued yet (still downloading).
+        ``pending`` counts the user's requests accepted but not queued yet (still downloading), ``pending_total``
+        everyone's: they will want a place in the queue too, so a burst is refused before its downloads, not after.
         """
         running, waiting = self.user_counts(user_id)
         waiting += pending
@@ -79,7 +80,7 @@ class FairQueue:
                 f"{self.user_max_running} running + {self.user_max_waiting} waiting per person. "
                 "Wait for one to finish (or cancel it), then send this again."
             )
-        if len(self._waiting) >= self.max_queue:
+        if len(self._waiting) + pending_total >= self.max_queue:
             raise QueueFull(
                 f"The queue is full ({self.max_queue} jobs waiting). Please try again in a few minutes."
             )

@@ -51,6 +51,12 @@ async def test_per_user_caps_and_full_queue():
     with pytest.raises(UserLimitReached):
         q2.check_admission(4, pending=2)
     q2.check_admission(4, pending=1)
+    # ...and everyone's downloads towards the global cap, so a burst is refused before downloading.
+    q3 = make(slots=1, max_queue=2)
+    q3.enqueue(5, "e1")  # runs at once: nobody waits yet
+    q3.check_admission(6, pending_total=1)
+    with pytest.raises(QueueFull, match="queue is full"):
+        q3.check_admission(6, pending_total=2)
 
 
 async def test_user_running_cap_holds_back_a_second_job_even_with_free_slots():
