@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import logging
 import random
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,7 +16,7 @@ from PIL import Image
 from bot.app import StyleBot
 from bot.config import Settings
 from nst_engine.pool import ProcessPoolBackend
-from tests.fakediscord import FakeDiscord, FakeMessage, run_discord_client
+from tests.fakediscord import FakeDiscord, FakeMessage, run_discord_client, serving_fake
 
 # Every job: 48 px output and 2 iterations per scale, so one job takes a second or two on a CPU.
 ENGINE_OVERRIDES: dict[str, Any] = {"size": 48, "iterations": 2}
@@ -97,14 +96,8 @@ async def pool() -> AsyncIterator[ProcessPoolBackend]:
 @pytest_asyncio.fixture(loop_scope="module")
 async def fake() -> AsyncIterator[FakeDiscord]:
     """A fresh fake Discord per test, on the module's event loop (the pool lives there too)."""
-    logging.getLogger("fakediscord").setLevel(logging.INFO)
-    server = FakeDiscord()
-    await server.start()
-    try:
+    async with serving_fake() as server:
         yield server
-    finally:
-        await server.stop()
-    assert server.unknown_routes == [], f"the bot called routes the fake does not know: {server.unknown_routes}"
 
 
 # Test modules: ``pytestmark = E2E`` and import the fixtures ``pool`` and ``fake`` from here.

@@ -1,7 +1,7 @@
 """A fake Discord (REST + gateway + CDN) on 127.0.0.1 for end-to-end tests of the real discord.py client."""
 
 from .client import pointed_at, run_discord_client
-from .server import FakeDiscord
+from .server import FakeDiscord, serving_fake
 from .state import (
     CdnFault,
     FakeAttachment,
@@ -39,4 +39,5 @@ __all__ = [
     "UploadedFile",
     "pointed_at",
     "run_discord_client",
+    "serving_fake",
 ]

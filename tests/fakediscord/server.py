@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import mimetypes
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -278,3 +279,14 @@ class FakeDiscord(DriverMixin):
                 await asyncio.wait_for(self._changed.wait(), timeout=min(left, 0.05))
             except TimeoutError:
                 pass
+
+
+@contextlib.asynccontextmanager
+async def serving_fake() -> AsyncIterator[FakeDiscord]:
+    """A started fake Discord on 127.0.0.1, stopped afterwards; then fails if an unknown route was hit (unless the
+    test set ``allow_unknown_routes``). The body of every e2e fixture, whatever its event-loop scope."""
+    logging.getLogger("fakediscord").setLevel(logging.INFO)
+    async with FakeDiscord() as fake:
+        yield fake
+    if not fake.allow_unknown_routes:
+        assert fake.unknown_routes == [], f"the client called routes the fake does not know: {fake.unknown_routes}"
