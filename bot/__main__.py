@@ -35,6 +35,13 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(settings, str):
         print(settings, file=sys.stderr)
         return 2
+    from bot.db import preflight
+
+    # Before logging in: a database the bot cannot use is one clear line and exit 2, not a traceback loop.
+    problem = preflight(settings.database_path, retention=settings.job_retention_days * 86400)
+    if problem:
+        print(problem, file=sys.stderr)
+        return 2
     discord.utils.setup_logging(level=getattr(logging, settings.log_level))
     from bot.app import StyleBot
 
