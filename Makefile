@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SHARED_WEIGHTS := ../shared/weights/vgg19_features_fp16.pth
 SHARED_IMAGES := ../shared/images
 
-.PHONY: install run test lint demo bench clean
+.PHONY: install run test lint demo bench soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.engine_vs_tutorial --gallery out/bench/gallery.jpg
 	$(BIN)/python -m benchmarks.pool_overhead
+
+# The soak run: 200+ requests with every fault against the real bot and worker pool (a few minutes; README: Reliability).
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -125,10 +125,17 @@ def make_plan(config: PlanConfig, seed: int) -> Plan:
     # Every hostile kind at least once, every preset at least once, both ways of asking.
     for kind, spec in zip(HOSTILE, specs[3::max(1, n // (len(HOSTILE) + 2))], strict=False):
         spec.hostile, spec.cancel, spec.rerun = kind, False, False
-    clean = [s for s in specs if s.hostile is None and not s.cancel]
-    clean[1].via, clean[1].expire_token = "slash", True
+    # And each of the rarer things at least once, on requests that otherwise ask for nothing odd.
+    clean = [s for s in specs if s.hostile is None]
+    for spec in clean:
+        spec.cancel = spec.cancel and not spec.rerun
+    clean[1].via, clean[1].expire_token, clean[1].cancel = "slash", True, False
+    clean[2].rerun, clean[2].cancel = True, False
+    clean[3].cancel, clean[3].rerun = True, False
+    clean[-2].rerun, clean[-2].cancel = True, False
     clean[len(clean) * 2 // 3].over_upload_limit = True
     clean[len(clean) * 2 // 3].cancel = False
+    specs[5].burst = True
     return Plan(specs=specs, kills_after=[n // 4, n * 4 // 5], storm_after=n * 2 // 5, restart_after=n // 2)
 
 
@@ -236,6 +243,7 @@ class BotProcess:
             "MAX_FILE_MB": str(MAX_FILE_MB),
             "MAX_MEGAPIXELS": str(MAX_MEGAPIXELS),
             "LOG_LEVEL": "INFO",
+            "SHUTDOWN_GRACE": "5",  # a graceful stop (where the bot has one) drains for at most this long
             "SOAK_FAKE_URL": fake.base_url,
             "SOAK_ENGINE_OVERRIDES": json.dumps(engine),
             "SOAK_STATS": str(self.stats_path),
@@ -346,7 +354,7 @@ def classify(msg: FakeMessage) -> str:
     text = message_text(msg)
     if "Cancelled by" in text:
         return "cancelled"
-    if "restarted" in text or "interrupted" in text:
+    if "restart" in text.lower() or "interrupted" in text.lower():
         return "restart"
     if msg.loading:
         return "thinking"

@@ -4,7 +4,7 @@ It is the real entry point (``bot.__main__.main``: settings from the environment
 pool, the shutdown path), with three things changed for the soak:
 
 - discord.py is pointed at the fake Discord at ``SOAK_FAKE_URL`` (REST, gateway, CDN), and waits 0.05 s rather than
-  2 s for guilds at start-up;
+  2 s for guilds at start-up (the same three constants ``tests.fakediscord.pointed_at`` sets in-process);
 - every job uses the engine overrides in ``SOAK_ENGINE_OVERRIDES`` (JSON, e.g. ``{"size": 48, "iterations": 2}``);
 - an observer writes, every second, to ``SOAK_STATS`` (JSON): the event loop's lag samples and the fair queue's
   events (enqueue, start, end, cancel), from which the soak computes lag percentiles and queue fairness.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import runpy
 import sys
 import time
 from pathlib import Path
@@ -139,12 +140,13 @@ def main() -> int:
                 observer.stop()
 
     bot.app.StyleBot = SoakBot  # type: ignore[misc]
-    from bot.__main__ import main as bot_main
-
     try:
-        return bot_main()
+        runpy.run_module("bot", run_name="__main__", alter_sys=True)  # exactly what `python -m bot` runs
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     finally:
         observer.flush()
+    return 0
 
 
 if __name__ == "__main__":
