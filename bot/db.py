@@ -46,6 +46,11 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 2: find unfinished jobs quickly at start-up.
     "CREATE INDEX jobs_state ON jobs(state);",
+    # 3: where a job's status message is, so after a restart it can say what happened (and lose its Cancel button).
+    """
+    ALTER TABLE jobs ADD COLUMN status_channel_id INTEGER;
+    ALTER TABLE jobs ADD COLUMN status_message_id INTEGER;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -73,6 +78,8 @@ class JobRecord:
     channel_id: int
     state: str
     created_at: float
+    status_channel_id: int | None = None
+    status_message_id: int | None = None
 
 
 class Database:
@@ -223,10 +230,18 @@ class Database:
         if finished is not None and time.monotonic() - self._last_prune > PRUNE_EVERY:
             await self.prune_jobs(self.retention)
 
+    async def set_job_status_message(self, job_id: str, *, channel_id: int, message_id: int) -> None:
+        """Remember the job's status message (edited after a restart to say what happened)."""
+        await self._journal(
+            f"noting the status message of job {job_id}",
+            "UPDATE jobs SET status_channel_id = ?, status_message_id = ? WHERE job_id = ?",
+            (channel_id, message_id, job_id),
+        )
+
     async def unfinished_jobs(self) -> list[JobRecord]:
         sql = (
-            "SELECT job_id, user_id, guild_id, channel_id, state, created_at FROM jobs "
-            "WHERE state IN (?, ?) ORDER BY created_at"
+            "SELECT job_id, user_id, guild_id, channel_id, state, created_at, status_channel_id, status_message_id "
+            "FROM jobs WHERE state IN (?, ?) ORDER BY created_at"
         )
         try:
             async with self.conn.execute(sql, OPEN_STATES) as cur:

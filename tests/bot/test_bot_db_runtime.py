@@ -106,3 +106,21 @@ async def test_pruning_runs_again_while_the_bot_runs(tmp_path, monkeypatch):
             assert [r[0] for r in await cur.fetchall()] == ["b"]
     finally:
         await db.close()
+
+
+async def test_the_status_message_of_an_unfinished_job_is_remembered(tmp_path):
+    path = tmp_path / "bot.sqlite3"
+    db = Database(path)
+    await db.open()
+    await db.record_job("a", user_id=1, guild_id=5, channel_id=10)
+    await db.record_job("b", user_id=2, guild_id=5, channel_id=10)
+    await db.set_job_status_message("a", channel_id=11, message_id=99)
+    await db.close()
+    db = Database(path)
+    await db.open()
+    try:
+        jobs = {j.job_id: j for j in await db.unfinished_jobs()}
+        assert (jobs["a"].status_channel_id, jobs["a"].status_message_id) == (11, 99)
+        assert (jobs["b"].status_channel_id, jobs["b"].status_message_id) == (None, None)
+    finally:
+        await db.close()
