@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
+from bot import fitting
 from bot.config import KNOWN_PRESETS, Settings
 
 MB = 1024 * 1024
@@ -98,7 +99,9 @@ def parse_presets(text: str) -> tuple[str, ...]:
     names = [part.strip().lower() for part in text.replace(" ", ",").split(",") if part.strip()]
     unknown = [n for n in names if n not in KNOWN_PRESETS]
     if unknown:
-        raise LimitError(f"Unknown preset {', '.join(unknown)}: choose from {', '.join(KNOWN_PRESETS)}.")
+        # Quoted back shortened: a pasted wall of text must still give a message that fits Discord's limits.
+        shown = fitting.value(", ".join(unknown), 200)
+        raise LimitError(f"Unknown preset `{shown}`: choose from {', '.join(KNOWN_PRESETS)}.")
     if not names:
         raise LimitError(f"Name at least one preset ({', '.join(KNOWN_PRESETS)}).")
     return tuple(p for p in KNOWN_PRESETS if p in names)

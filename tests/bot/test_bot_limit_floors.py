@@ -35,3 +35,12 @@ def test_not_a_number_is_refused(bad):
 def test_tiny_values_saved_before_the_floors_are_raised_when_read():
     eff = effective_limits(CEILINGS, GuildLimits(max_file_mb=1e-9, max_megapixels=1e-9, max_output_side=1))
     assert (eff.max_file_mb, eff.max_megapixels, eff.max_output_side) == (0.1, 0.1, 64)
+
+
+def test_an_over_long_preset_list_gives_a_short_refusal():
+    from bot.limits import parse_presets
+
+    with pytest.raises(LimitError) as caught:
+        parse_presets(",".join(f"nope{i}" for i in range(2000)))
+    message = str(caught.value)
+    assert len(message) < 400 and "nope0" in message and "choose from fast, balanced, quality" in message
