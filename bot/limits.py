@@ -101,7 +101,7 @@ def parse_presets(text: str) -> tuple[str, ...]:
     if unknown:
         # Quoted back shortened: a pasted wall of text must still give a message that fits Discord's limits.
         shown = fitting.value(", ".join(unknown), 200)
-        raise LimitError(f"Unknown preset `{shown}`: choose from {', '.join(KNOWN_PRESETS)}.")
+        raise LimitError(f"Unknown preset {shown}: choose from {', '.join(KNOWN_PRESETS)}.")
     if not names:
         raise LimitError(f"Name at least one preset ({', '.join(KNOWN_PRESETS)}).")
     return tuple(p for p in KNOWN_PRESETS if p in names)
