@@ -562,7 +562,7 @@ class Soak:
             self.warm[self.bot.phase] = warm
             self.say(f"warm: {warm.rss_mb:.0f} MB, {warm.threads} threads, {warm.fds} fds, {warm.children} children")
 
-    async def _quiet(self, seconds: float = 2.0) -> None:
+    async def _quiet(self, seconds: float = 1.0) -> None:
         """Wait until the bot sent nothing for ``seconds`` (bounded)."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -920,6 +920,31 @@ def print_report(report: Report, config: PlanConfig, seed: int, wall: float) -> 
     print("\n".join(lines), flush=True)
 
 
+def markdown(f: dict[str, Any], config: PlanConfig, seed: int, wall: float) -> str:
+    """The figures as the README's table."""
+    lag = f["loop_lag_ms"]
+    rows = [
+        ("requests", f"{f['requests']} from {f['users']} users in {f['servers']} servers (seed {seed}), "
+                     f"{sum(f['hostile'].values())} hostile; {config.workers} workers, {wall:.0f} s in all"),
+        ("answers", ", ".join(f"{v} {k}" for k, v in f["outcomes"].items())),
+        ("lost / answered twice / tracebacks shown", f"{f['lost']} / {f['answered_twice']} / "
+                                                      f"{f['tracebacks_to_users']}"),
+        ("faults survived", f"{f['events']['worker_kills']} worker kills, {f['events']['storms']} 429 storm, "
+                            f"{f['events']['expired_tokens']} expired token, {f['events']['upload_over_limit']} "
+                            f"upload over the limit, 1 restart (SIGTERM: exit {f['restart']['exit']} in "
+                            f"{f['restart']['stop_s']} s)"),
+        ("bot memory growth after warm-up", " and ".join(f"{v:+.1f} MB" for v in f["memory_growth_mb"].values())
+         + f" (peak RSS {max(f['rss_mb'].values(), default=0):.0f} MB)"),
+        ("fds / threads / children, baseline → end", _res(f["baseline"]) + " → " + _res(f["end"])),
+        ("event-loop lag", f"p50 {lag['p50']} ms, p99 {lag['p99']} ms (max {lag['max']} ms)"),
+        ("jobs per minute", f"{f['jobs_per_minute']} ({f['results']} results in {f['load_minutes']} min, "
+                            "paced by the users of the plan)"),
+        ("queue fairness", f"at most {f['fairness_max_jobs_ahead_from_one_user']} job of any other user ahead of "
+                           "a waiting job"),
+    ]
+    return "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+
+
 def _res(s: dict[str, Any] | None) -> str:
     if not s:
         return "?"
@@ -934,6 +959,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, help="override the plan's number of users")
     parser.add_argument("--workers", type=int, help="worker processes (default 2)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--markdown", action="store_true", help="also print the figures as the README's table")
     parser.add_argument("--keep", type=Path, help="keep the bot's logs, stats and database in this folder")
     args = parser.parse_args(argv)
     config = SHORT if args.short else FULL
@@ -959,7 +985,10 @@ def main(argv: list[str] | None = None) -> int:
             for log in sorted(workdir.glob("bot-*.log")):
                 tail = log.read_text(errors="replace").splitlines()[-40:]
                 print(f"--- last lines of {log.name} ---\n" + "\n".join(tail))
-    print_report(report, config, args.seed, time.monotonic() - t0)
+    wall = time.monotonic() - t0
+    print_report(report, config, args.seed, wall)
+    if args.markdown:
+        print(markdown(report.figures, config, args.seed, wall))
     if args.json:
         args.json.write_text(json.dumps(report.figures, indent=2, default=str))
     return 1 if report.failures else 0
