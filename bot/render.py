@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import discord
 
+from bot.config import Settings
 from bot.limits import Limits
+from bot.parsing import STRENGTH_MAX, STRENGTH_MIN
 from nst_engine.types import LossSummary, ProgressEvent
 
 COLOR_OK = discord.Colour.green()
@@ -113,7 +115,9 @@ def limits_embed(limits: Limits, *, ceilings: Limits, guild_name: str | None, ma
     return embed
 
 
-def help_embed(prefix: str, *, limits: Limits, max_styles: int) -> discord.Embed:
+def help_embed(settings: Settings, *, limits: Limits) -> discord.Embed:
+    """How to use the bot, with the numbers of this server's limits and the bot's settings."""
+    prefix, max_styles = settings.bot_prefix, settings.max_styles
     embed = discord.Embed(
         title="Neural style transfer",
         description=(
@@ -122,12 +126,13 @@ def help_embed(prefix: str, *, limits: Limits, max_styles: int) -> discord.Embed
         ),
         colour=COLOR_INFO,
     )
+    example = "balanced" if "balanced" in limits.allowed_presets else limits.allowed_presets[0]
     embed.add_field(
         name="Slash command",
         value=(
-            "`/style content:<image> style:<image> preset:balanced strength:1.5`\n"
-            "Options: `preset` (fast, balanced, quality), `strength` (0.25 subtle … 4 strong), "
-            "`preserve_colors`, `seed`, and extra style images to blend."
+            f"`/style content:<image> style:<image> preset:{example} strength:1.5`\n"
+            f"Options: `preset` ({', '.join(limits.allowed_presets)}), `strength` ({STRENGTH_MIN:g} subtle … "
+            f"{STRENGTH_MAX:g} strong), `preserve_colors`, `seed`, and extra style images to blend."
         ),
         inline=False,
     )
@@ -135,7 +140,7 @@ def help_embed(prefix: str, *, limits: Limits, max_styles: int) -> discord.Embed
         name="Message command",
         value=(
             f"Attach two images to a message that says `{prefix}style` (first = content, second = style; "
-            f"more images are blended styles, up to {max_styles}). Example: `{prefix}style quality 2 colors`.\n"
+            f"more images are blended styles, up to {max_styles}). Example: `{prefix}style {example} 2 colors`.\n"
             f"Or reply to a message holding the content image, with the style image attached."
         ),
         inline=False,
@@ -145,7 +150,8 @@ def help_embed(prefix: str, *, limits: Limits, max_styles: int) -> discord.Embed
         value=(
             f"Files up to {limits.max_file_mb:g} MB and {limits.max_megapixels:g} MP; output up to "
             f"{limits.max_output_side} px; presets: {', '.join(limits.allowed_presets)}. "
-            "One job running and one waiting per person. `/style-limits show` lists this server's limits."
+            f"{_count(settings.user_max_running, 'job')} running and {settings.user_max_waiting} waiting per "
+            "person. `/style-limits show` lists this server's limits."
         ),
         inline=False,
     )
@@ -156,3 +162,7 @@ def help_embed(prefix: str, *, limits: Limits, max_styles: int) -> discord.Embed
         inline=False,
     )
     return embed
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

@@ -156,9 +156,9 @@ def render_loss_chart(history: Sequence[HistoryPoint], *, width: int = 640, heig
     step = _nice_step(x1 - x0, 6)
     tick = math.ceil(x0 / step) * step
     while tick <= x1 + 1e-9:
-        x = px(tick)
-        draw.line([(x, top), (x, bottom)], fill=_GRID, width=s)
-        draw.text((x, bottom + 5 * s), _fmt_step(tick), fill=_TEXT, font=small, anchor="ma")
+        gx = px(tick)
+        draw.line([(gx, top), (gx, bottom)], fill=_GRID, width=s)
+        draw.text((gx, bottom + 5 * s), _fmt_step(tick), fill=_TEXT, font=small, anchor="ma")
         tick += step
 
     # Scale changes: a dashed line halfway between the last point of one scale and the first of the next.

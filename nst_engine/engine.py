@@ -57,7 +57,7 @@ def load_vgg(weights: str | Path | None = None, device: str | torch.device | Non
     """
     target = resolve_device(device)
     model = load_features(weights)
-    return model.to(target, memory_format=torch.channels_last)
+    return model.to(target, memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs lack memory_format
 
 
 _default_models: dict[tuple[str, str], VGGFeatures] = {}
@@ -149,7 +149,7 @@ class _Objective:
         total = wc + ws + wtv
         terms = {"content": wc, "style": ws, "tv": wtv, "total": total}
         terms.update({f"style/{name}": loss for name, loss in per_layer.items()})
-        return total, {k: v.detach() for k, v in terms.items()}
+        return total, {k: v.detach() for k, v in terms.items()}  # type: ignore[union-attr]  # sum() of tensors
 
 
 def _terms(values: dict[str, float]) -> LossTerms:

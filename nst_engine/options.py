@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any, cast
 
 from PIL import Image
 
@@ -53,7 +54,7 @@ def resolve_options(options: StyleOptions | None = None, **overrides: object) ->
     unknown = sorted(set(overrides) - names)
     if unknown:
         raise OptionsError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-    return dataclasses.replace(base, **overrides) if overrides else base
+    return dataclasses.replace(base, **cast(dict[str, Any], overrides)) if overrides else base  # names checked above
 
 
 def check_options(options: StyleOptions, n_styles: int) -> ResolvedOptions:

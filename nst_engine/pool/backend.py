@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import math
 import multiprocessing as mp
@@ -501,7 +502,7 @@ class ProcessPoolBackend:
         self._live.add(worker)
         self._notify()
         worker.launched = asyncio.ensure_future(asyncio.to_thread(worker.launch))
-        worker.launched.add_done_callback(lambda f, w=worker: self._on_launched(w, f))
+        worker.launched.add_done_callback(functools.partial(self._on_launched, worker))
         return worker
 
     def _on_launched(self, worker: _Worker, future: asyncio.Future[None]) -> None:

@@ -1,22 +1,13 @@
-"""Pure helpers of the job service: metadata checks, options, failure messages, the re-run cache."""
+"""The request's pure parts: metadata checks, options, the failure table, the re-run cache."""
 
 import pytest
 from PIL import Image
 
-from bot.jobs import (
-    InputFile,
-    Inputs,
-    Refusal,
-    RerunCache,
-    RerunEntry,
-    build_options,
-    check_metadata,
-    choose_preset,
-    describe_failure,
-    role_name,
-)
+from bot.failures import Context, describe
 from bot.limits import Limits
 from bot.parsing import StyleArgs
+from bot.policy import ImageInput, InputFile, Inputs, Refusal, build_options, check_metadata, choose_preset, role_name
+from bot.reruns import RerunCache, RerunEntry, shrink_inputs
 from nst_engine.errors import JobTimeoutError, TooManyPixelsError, WorkerCrashedError
 
 LIMITS = Limits(max_file_mb=1, max_megapixels=1, max_output_side=256, allowed_presets=("fast", "balanced"))
@@ -66,6 +57,10 @@ def test_presets_and_options():
     assert opts.size == 256
 
 
+def describe_failure(exc: BaseException, *, timeout: float) -> str:
+    return describe(exc, Context(job_timeout=timeout)).message
+
+
 def test_failure_messages():
     assert "crashed" in describe_failure(WorkerCrashedError("x"), timeout=600)
     assert "10-minute limit" in describe_failure(JobTimeoutError("x"), timeout=600)
@@ -73,6 +68,22 @@ def test_failure_messages():
     assert msg == "Style image is 50 MP."
     assert "logged" in describe_failure(RuntimeError("secret detail"), timeout=1)
     assert "secret" not in describe_failure(RuntimeError("secret detail"), timeout=1)
+    assert describe(RuntimeError("x"), Context(job_timeout=1)).expected is False
+    assert describe(Refusal("no"), Context(job_timeout=1)).outcome == "refused"
+
+
+def test_decoded_inputs_skip_the_attachment_checks():
+    picture = ImageInput("gallery: Starry Night", Image.new("RGB", (4000, 3000)))  # above every file limit
+    check_metadata([f(), picture], LIMITS, max_styles=2)
+    with pytest.raises(Refusal, match="only one file \\(`gallery: Starry Night`\\)"):
+        check_metadata([picture], LIMITS, max_styles=2)
+
+
+def test_rerun_copies_are_shrunk_by_the_pools_rule():
+    big = Image.new("RGB", (4000, 3000))
+    small = shrink_inputs(Inputs(content=big, styles=[Image.new("RGB", (300, 200))], names=["a", "b"]), 512)
+    assert small.content.size == (1334, 1000)  # at least twice the output side, as the pool would send it
+    assert small.styles[0].size == (300, 200)
 
 
 def _entry(side=10):
