@@ -47,7 +47,8 @@ class StyleBot(commands.Bot):
     ``backend``: the StyleBackend to run jobs on (default: a ProcessPoolBackend from the settings). An injected
     backend is started and closed by the bot only when ``manage_backend`` is True.
     ``engine_overrides``: StyleOptions fields forced on every job (tests and development, e.g.
-    ``{"size": 48, "iterations": 4}``); the output size stays capped by the limits.
+    ``{"size": 48, "iterations": 4}``); the output size stays capped by the limits. They are handed to the job
+    service, which reads ``jobs.engine_overrides`` at each request.
     """
 
     def __init__(
@@ -72,7 +73,7 @@ class StyleBot(commands.Bot):
         )
         self.backend = backend
         self.manage_backend = backend is None if manage_backend is None else manage_backend
-        self.engine_overrides = dict(engine_overrides or {})
+        self._engine_overrides = dict(engine_overrides or {})  # handed to the job service, which reads them per job
         self.db = Database(self.settings.database_path)
         self.ceilings = Limits.from_settings(self.settings)
         self.limits_for = LimitsLookup(self.ceilings, self.db)
@@ -93,7 +94,7 @@ class StyleBot(commands.Bot):
         if self.manage_backend:
             await self.backend.start()
         self.jobs = JobService(
-            self.settings, self.backend, self.db, self.limits_for, engine_overrides=self.engine_overrides
+            self.settings, self.backend, self.db, self.limits_for, engine_overrides=self._engine_overrides
         )
         await self.jobs.start()
         await self.add_cog(StyleCog(self.settings, self.jobs))

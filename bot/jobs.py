@@ -42,7 +42,7 @@ from bot.reruns import RerunCache, RerunEntry, shrink_inputs
 from bot.views import cancel_view, result_view
 from nst_engine.errors import Cancelled
 from nst_engine.pool.protocol import JobHandle, StyleBackend, StyleRequest
-from nst_engine.types import StyleResult
+from nst_engine.types import StyleOptions, StyleResult
 
 log = logging.getLogger("bot.jobs")
 
@@ -67,13 +67,17 @@ class ActiveJob:
     user_id: int
     guild_id: int | None
     started: float = field(default_factory=time.monotonic)
-    preset: str | None = None
+    options: StyleOptions | None = None  # known once the policy accepted the request
     timings: dict[str, float] = field(default_factory=dict)
     ticket: Ticket | None = None
     handle: JobHandle | None = None
     download: asyncio.Future[Inputs] | None = None  # cancelled by the Cancel button: a slow CDN must not delay it
     cancelled_by: str | None = None
     interrupted: bool = False  # stopped by a shutdown (drain), not by a person
+
+    @property
+    def preset(self) -> str | None:
+        return self.options.preset if self.options else None
 
 
 class JobService:
@@ -177,7 +181,7 @@ class JobService:
             options = build_options(
                 args, limits, overrides=self.engine_overrides, preview_every=self.settings.preview_interval or None,
             )
-            job.preset = options.preset
+            job.options = options
             check_metadata(sources, limits, max_styles=self.settings.max_styles)
             self.active[job_id] = job
             self._emit("accepted", job)

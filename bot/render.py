@@ -9,9 +9,9 @@ from bot.limits import Limits
 from bot.parsing import STRENGTH_MAX, STRENGTH_MIN
 from nst_engine.types import LossSummary, ProgressEvent
 
-COLOR_OK = discord.Colour.green()
-COLOR_ERROR = discord.Colour.red()
-COLOR_INFO = discord.Colour.blurple()
+COLOR_OK = discord.Color.green()
+COLOR_ERROR = discord.Color.red()
+COLOR_INFO = discord.Color.blurple()
 
 
 def progress_bar(fraction: float, width: int = 20) -> str:
@@ -68,7 +68,7 @@ def result_embed(
     summary: LossSummary, *, user: discord.abc.User | None, filename: str, chart: bool = True, note: str = ""
 ) -> discord.Embed:
     start, end = summary.start, summary.end
-    embed = discord.Embed(title="Style transfer done", colour=COLOR_OK)
+    embed = discord.Embed(title="Style transfer done", color=COLOR_OK)
     if user is not None:
         embed.set_author(name=user.display_name, icon_url=user.display_avatar.url)
     rows = [
@@ -94,12 +94,12 @@ def result_embed(
 
 
 def error_embed(message: str, *, title: str = "Can't do that") -> discord.Embed:
-    return discord.Embed(title=title, description=message, colour=COLOR_ERROR)
+    return discord.Embed(title=title, description=message, color=COLOR_ERROR)
 
 
 def limits_embed(limits: Limits, *, ceilings: Limits, guild_name: str | None, max_styles: int) -> discord.Embed:
     where = f"on **{guild_name}**" if guild_name else "in direct messages (bot-wide limits)"
-    embed = discord.Embed(title="Style transfer limits", description=f"Limits {where}:", colour=COLOR_INFO)
+    embed = discord.Embed(title="Style transfer limits", description=f"Limits {where}:", color=COLOR_INFO)
 
     def row(value: float, ceiling: float, unit: str) -> str:
         text = f"{value:g} {unit}"
@@ -124,7 +124,7 @@ def help_embed(settings: Settings, *, limits: Limits) -> discord.Embed:
             "Paint one picture in the style of another. Send two images: the **content** (what to show) "
             "and the **style** (how it should look). The result comes back with a loss summary."
         ),
-        colour=COLOR_INFO,
+        color=COLOR_INFO,
     )
     example = "balanced" if "balanced" in limits.allowed_presets else limits.allowed_presets[0]
     embed.add_field(

@@ -112,7 +112,8 @@ async def test_protocols_are_the_real_ones() -> None:
 
 async def test_accept_run_deliver(settings: Settings, db: Database) -> None:
     events: list[JobEvent] = []
-    jobs = service(settings, db, MemoryBackend(steps=3), events)
+    backend = MemoryBackend(steps=3)
+    jobs = service(settings, db, backend, events)
     reporter = MemoryReporter(User(1))
     await jobs.handle_request(reporter, SOURCES, StyleArgs(strength=2))
     assert kinds(events) == ["accepted", "started", "progress", "progress", "progress", "done"]
@@ -126,6 +127,8 @@ async def test_accept_run_deliver(settings: Settings, db: Database) -> None:
     entry = jobs.rerun_entry(done.job_id)
     assert entry is not None and entry.args.strength == 2 and entry.inputs.names == ["content.png", "style.png"]
     assert await db.unfinished_jobs() == []
+    # The engine overrides given to the service reach the backend's request.
+    assert backend.jobs[0].request.options.size == 48 and backend.jobs[0].request.options.strength == 2
 
 
 async def test_refusals_reach_the_user_and_the_observers(settings: Settings, db: Database) -> None:

@@ -86,4 +86,4 @@ def test_limits_and_help_embeds():
     only_fast = Limits(max_file_mb=8, max_megapixels=16, max_output_side=512, allowed_presets=("fast",))
     help_text = str(help_embed(wide, limits=only_fast).to_dict())
     assert "2 jobs running and 3 waiting per person" in help_text and "`preset` (fast)" in help_text
-    assert error_embed("nope").colour == discord.Colour.red()
+    assert error_embed("nope").colour == discord.Color.red()
