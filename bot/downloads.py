@@ -9,7 +9,7 @@ import aiohttp
 from PIL import Image
 
 from bot.limits import Limits
-from bot.policy import ImageInput, InputFile, Inputs, Refusal, Source, role_name, sentence
+from bot.policy import ImageInput, InputFile, Inputs, Refusal, Source, image_refusal, role_name
 from nst_engine.errors import ImageError
 from nst_engine.images import ImageLimits, decode_image, human_bytes
 
@@ -120,6 +120,6 @@ class Downloader:
                 images.append(await asyncio.to_thread(decode_image, data[id(source)], role=role_name(i, n_styles),
                                                       limits=image_limits))
             except ImageError as exc:
-                raise Refusal(f"{sentence(str(exc))} (file `{source.filename}`)") from exc
+                raise Refusal(image_refusal(exc, filename=source.filename)) from exc
         names = [s.filename if isinstance(s, InputFile) else s.name for s in sources]
         return Inputs(content=images[0], styles=images[1:], names=names)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from bot.delivery import DeliveryFailed
 from bot.downloads import DownloadError
-from bot.policy import Refusal, sentence
+from bot.policy import Refusal, image_refusal, sentence
 from bot.queue import QueueRefused
 from nst_engine.errors import (
     Cancelled,
@@ -74,7 +75,7 @@ FAILURES: tuple[tuple[type[BaseException], Rule], ...] = (
     (PoolClosedError, lambda e, c: Failure(
         "pool-closed", "The bot is restarting; please send your request again in a minute.")),
     (OptionsError, lambda e, c: Failure("bad-options", f"Those options don't work: {e}.")),
-    (ImageError, lambda e, c: Failure("bad-image", sentence(str(e)))),
+    (ImageError, lambda e, c: Failure("bad-image", image_refusal(cast(ImageError, e)))),
     (EncodeError, lambda e, c: Failure("encode-failed", f"The result could not be encoded: {e}.")),
     (JobFailedError, lambda e, c: Failure("engine-failed", f"The style transfer failed: {e}")),
     (NSTError, lambda e, c: Failure("engine-failed", f"The style transfer failed: {sentence(str(e))}")),

@@ -14,6 +14,7 @@ from PIL import Image
 
 from bot.limits import Limits
 from bot.parsing import StyleArgs
+from nst_engine.errors import FileTooLargeError, ImageError, ImageTooSmallError, TooManyPixelsError
 from nst_engine.images import human_bytes
 from nst_engine.presets import DEFAULT_PRESET, PRESETS
 from nst_engine.types import StyleOptions
@@ -85,6 +86,23 @@ def sentence(text: str) -> str:
         return text
     text = text[0].upper() + text[1:]
     return text if text.endswith((".", "!", "?")) else text + "."
+
+
+# What the user can do about a refused picture; the engine's message says only what is wrong.
+IMAGE_ADVICE: tuple[tuple[type[ImageError], str], ...] = (
+    (TooManyPixelsError, "Send a smaller image."),
+    (FileTooLargeError, "Send a smaller file."),
+    (ImageTooSmallError, "Send a larger image."),
+)
+
+
+def image_refusal(exc: ImageError, *, filename: str | None = None) -> str:
+    """The user's message for a picture the engine refused: what is wrong, which file, and what to do."""
+    text = sentence(str(exc)).removesuffix(".")
+    if filename:
+        text += f" (file `{filename}`)"
+    advice = next((tip for kind, tip in IMAGE_ADVICE if isinstance(exc, kind)), "")
+    return f"{text}. {advice}".rstrip()
 
 
 def check_metadata(sources: Sequence[Source], limits: Limits, *, max_styles: int) -> None:

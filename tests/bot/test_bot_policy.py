@@ -65,7 +65,7 @@ def test_failure_messages():
     assert "crashed" in describe_failure(WorkerCrashedError("x"), timeout=600)
     assert "10-minute limit" in describe_failure(JobTimeoutError("x"), timeout=600)
     msg = describe_failure(TooManyPixelsError("style image is 50 MP", role="style image"), timeout=1)
-    assert msg == "Style image is 50 MP."
+    assert msg == "Style image is 50 MP. Send a smaller image."
     assert "logged" in describe_failure(RuntimeError("secret detail"), timeout=1)
     assert "secret" not in describe_failure(RuntimeError("secret detail"), timeout=1)
     assert describe(RuntimeError("x"), Context(job_timeout=1)).expected is False
