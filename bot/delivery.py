@@ -122,9 +122,9 @@ class InteractionReporter(Reporter):
         self.user = interaction.user
         self.guild = interaction.guild
         channel = interaction.channel
-        if channel is None:
-            raise RuntimeError("interaction without a channel")
-        self.channel = channel  # type: ignore[assignment]
+        if not isinstance(channel, discord.abc.Messageable):  # None, or a forum/category: nowhere to answer
+            raise RuntimeError("interaction without a text channel")
+        self.channel = channel
         self.lifetime = lifetime
         self.expired = False
         self._status: discord.WebhookMessage | None = None  # a follow-up replacing a deleted original

@@ -36,7 +36,7 @@ from bot.events import EventKind, JobEvent, JobObserver
 from bot.failures import Context, describe
 from bot.limits import Limits
 from bot.parsing import StyleArgs
-from bot.policy import InputFile, Inputs, Refusal, Source, build_options, check_metadata, job_title
+from bot.policy import InputFile, Inputs, Refusal, Source, plan_request
 from bot.queue import FairQueue, Ticket
 from bot.reruns import RerunCache, RerunEntry, shrink_inputs
 from bot.views import cancel_view, result_view
@@ -178,11 +178,11 @@ class JobService:
             downloading = [j for j in self.active.values() if j.ticket is None]
             pending = sum(1 for j in downloading if j.user_id == user.id)
             self.queue.check_admission(user.id, pending=pending, pending_total=len(downloading))
-            options = build_options(
-                args, limits, overrides=self.engine_overrides, preview_every=self.settings.preview_interval or None,
+            plan = plan_request(
+                sources, args, limits, max_styles=self.settings.max_styles, overrides=self.engine_overrides,
+                preview_every=self.settings.preview_interval or None,
             )
-            job.options = options
-            check_metadata(sources, limits, max_styles=self.settings.max_styles)
+            options = job.options = plan.options
             self.active[job_id] = job
             self._emit("accepted", job)
 
@@ -204,7 +204,7 @@ class JobService:
             await self.journal.record_job(job_id, user_id=user.id, guild_id=job.guild_id,
                                           channel_id=_channel_id(reporter))
             recorded = True
-            title = job_title(options, inputs.names)
+            title = plan.title
             await self._wait_turn(job, reporter, title)
             t_start = time.monotonic()
             job.timings["queued"] = t_start - job.started

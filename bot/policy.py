@@ -174,6 +174,28 @@ def build_options(
     )
 
 
+@dataclass(frozen=True)
+class Plan:
+    """An accepted request: the options it runs with and the names of its pictures."""
+
+    options: StyleOptions
+    names: tuple[str, ...]
+
+    @property
+    def title(self) -> str:
+        return job_title(self.options, self.names)
+
+
+def plan_request(
+    sources: Sequence[Source], args: StyleArgs, limits: Limits, *, max_styles: int,
+    overrides: Mapping[str, Any] | None = None, preview_every: float | None = None,
+) -> Plan:
+    """The whole policy in one call: refuse (Refusal) what may not run here, else say how it runs."""
+    options = build_options(args, limits, overrides=overrides, preview_every=preview_every)
+    check_metadata(sources, limits, max_styles=max_styles)
+    return Plan(options=options, names=tuple(_name(s) for s in sources))
+
+
 def job_title(options: StyleOptions, names: Sequence[str]) -> str:
     """The first line of a job's status: what is being painted, and how."""
     blend = f" + {len(names) - 2} more" if len(names) > 2 else ""
