@@ -38,9 +38,9 @@ class MemoryReporter(Reporter):
     """Keeps what a job shows: every status text (or embed description) and every posted result."""
 
     def __init__(self, user: User, *, upload_limit: int = 8 * 1024 * 1024) -> None:
-        self.user = user  # type: ignore[assignment]  # a plain stand-in for discord.User: only its fields are read
+        self.user = user  # a plain stand-in for discord.User: only its fields are read
         self.guild = None
-        self.channel = SimpleNamespace(id=555)  # type: ignore[assignment]  # only the id is read
+        self.channel = SimpleNamespace(id=555)  # only the id is read
         self.limit = upload_limit
         self.statuses: list[str] = []
         self.sent: list[dict[str, Any]] = []
@@ -176,14 +176,14 @@ async def test_cancel_while_running_and_while_waiting(settings: Settings, db: Da
     run_id = backend.jobs[0].job_id
     wait_id = next(e.job_id for e in events if e.kind == "queued")
 
-    assert jobs.cancel(run_id, by=other, moderator=False).startswith("Only the person who started")  # type: ignore[arg-type]
-    assert jobs.cancel(wait_id, by=owner, moderator=True) == "Cancelled."  # type: ignore[arg-type]
-    assert jobs.cancel(run_id, by=owner, moderator=False) == "Cancelling…"  # type: ignore[arg-type]
-    assert jobs.cancel(run_id, by=owner, moderator=False) == "This job is already being cancelled."  # type: ignore[arg-type]
+    assert jobs.cancel(run_id, by=other, moderator=False).startswith("Only the person who started")
+    assert jobs.cancel(wait_id, by=owner, moderator=True) == "Cancelled."
+    assert jobs.cancel(run_id, by=owner, moderator=False) == "Cancelling…"
+    assert jobs.cancel(run_id, by=owner, moderator=False) == "This job is already being cancelled."
     await asyncio.gather(running, waiting)
     assert waiting_reporter.statuses[-1] == "Cancelled by owner."
     assert kinds(events, run_id)[-1] == "cancelled" and kinds(events, wait_id)[-1] == "cancelled"
-    assert jobs.cancel(run_id, by=owner, moderator=False) == "That job is no longer running."  # type: ignore[arg-type]
+    assert jobs.cancel(run_id, by=owner, moderator=False) == "That job is no longer running."
     assert not jobs.active and jobs.queue.running == 0
 
 
