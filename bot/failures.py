@@ -25,7 +25,9 @@ from nst_engine.errors import (
     OptionsError,
     OutOfMemoryError,
     PoolClosedError,
+    PoolError,
     QueueFullError,
+    WeightsError,
     WorkerCrashedError,
 )
 
@@ -78,6 +80,10 @@ FAILURES: tuple[tuple[type[BaseException], Rule], ...] = (
     (ImageError, lambda e, c: Failure("bad-image", image_refusal(cast(ImageError, e)))),
     (EncodeError, lambda e, c: Failure("encode-failed", f"The result could not be encoded: {e}.")),
     (JobFailedError, lambda e, c: Failure("engine-failed", f"The style transfer failed: {e}")),
+    (WeightsError, lambda e, c: Failure(  # the bot's setup, not the request: logged for its owner
+        "no-weights", "The style engine could not load its model. It has been logged for the bot's owner.",
+        expected=False)),
+    (PoolError, lambda e, c: Failure("pool-failed", f"The worker pool failed: {sentence(str(e))}")),
     (NSTError, lambda e, c: Failure("engine-failed", f"The style transfer failed: {sentence(str(e))}")),
     (Exception, lambda e, c: Failure("error", GENERIC, expected=False)),
 )

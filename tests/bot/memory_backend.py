@@ -41,6 +41,8 @@ class MemoryJob:
         self.failure: BaseException | None = None  # raised by result() instead of returning a picture
         self._events: asyncio.Queue[ProgressEvent | None] = asyncio.Queue()
         self._done: asyncio.Future[StyleResult] = asyncio.get_running_loop().create_future()
+        # A job nobody waits for (closed, drained) must not log "exception was never retrieved".
+        self._done.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._runner = asyncio.ensure_future(self._run())
 
     @property

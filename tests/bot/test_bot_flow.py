@@ -228,7 +228,7 @@ async def test_drain_finishes_running_jobs_and_interrupts_the_rest(settings: Set
     await until(lambda: any(e.kind == "queued" for e in events), "third job queued")
 
     backend.jobs[0].release.set()  # finishes within the grace; the other never does
-    await jobs.drain(grace=0.2)
+    await jobs.drain(grace=0.05)
     assert len(finishing.sent) == 1
     for reporter in (stuck_reporter, waiting_reporter):
         assert reporter.statuses[-1] == INTERRUPTED and not reporter.sent

@@ -104,3 +104,18 @@ def test_rerun_cache_is_bounded_by_count_bytes_and_age():
     cache._items["b"].expires = 0  # as if its time-to-live had passed
     assert cache.get("b") is None
     assert RerunCache(max_entries=0, ttl=1).get("x") is None
+
+
+def test_every_engine_error_has_its_own_row_in_the_failure_table():
+    import inspect
+
+    from bot import failures
+    from nst_engine import errors
+
+    rows = {kind for kind, _ in failures.FAILURES}
+    for _, kind in inspect.getmembers(errors, inspect.isclass):
+        if issubclass(kind, errors.NSTError) and kind is not errors.NSTError:
+            # A row for the class itself or for a parent other than the catch-all NSTError.
+            assert any(row in rows for row in kind.__mro__ if row not in (errors.NSTError, Exception)), kind
+            failure = failures.describe(kind("x"), Context(job_timeout=60))
+            assert failure.outcome != "error" and failure.expected == (kind is not errors.WeightsError), kind
