@@ -27,6 +27,7 @@ from nst_engine.errors import (
     TooManyPixelsError,
     UnsupportedFormatError,
 )
+from nst_engine.options import MIN_SIDE
 
 __all__ = [
     "SUPPORTED_FORMATS",
@@ -57,7 +58,7 @@ class ImageLimits:
 
     max_bytes: int = 25 * _MB
     max_pixels: int = 40_000_000
-    min_side: int = 32
+    min_side: int = MIN_SIDE  # the engine's own minimum
     max_aspect: float = 8.0  # long side / short side
     formats: frozenset[str] = field(default=SUPPORTED_FORMATS)
 
