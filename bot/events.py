@@ -4,8 +4,10 @@ Observers (the log line today; metrics, #12, next) subscribe with ``JobService.o
 called synchronously on the event loop, so they must be quick and must not block; an observer that raises is logged
 and skipped, never failing the job.
 
-Lifecycle of one request: ``accepted`` or ``refused`` → (``queued`` …) → ``started`` → (``progress`` …) → one of
-``done``, ``cancelled``, ``failed``, ``interrupted`` (the bot shut down under it). ``refused`` also ends a request.
+Lifecycle of one request: ``accepted`` or ``refused`` → (``queued`` …, only while it waits for its turn, once per
+position) → ``started`` → (``progress`` …, one per engine event) → one of ``done``, ``cancelled``, ``failed``,
+``interrupted`` (the bot shut down under it). ``refused`` can also end an accepted request (say, a file that turns
+out not to be an image). Every final event carries ``timings["total"]``.
 """
 
 from __future__ import annotations
