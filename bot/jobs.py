@@ -74,6 +74,7 @@ class ActiveJob:
     download: asyncio.Future[Inputs] | None = None  # cancelled by the Cancel button: a slow CDN must not delay it
     cancelled_by: str | None = None
     interrupted: bool = False  # stopped by a shutdown (drain), not by a person
+    cancel_button: discord.ui.View | None = None  # on every status message until the job ends
 
     @property
     def preset(self) -> str | None:
@@ -183,13 +184,14 @@ class JobService:
                 preview_every=self.settings.preview_interval or None,
             )
             options = job.options = plan.options
+            job.cancel_button = cancel_view(job_id)
             self.active[job_id] = job
             self._emit("accepted", job)
 
             # 2. Inputs: download and decode the attachments.
             files = [s for s in sources if isinstance(s, InputFile)]
             if files:
-                await reporter.status(f"Downloading {len(files)} images…", view=cancel_view(job_id))
+                await reporter.status(f"Downloading {len(files)} images…", view=job.cancel_button)
             inputs = await self._download(job, sources, limits)
             job.timings["download"] = time.monotonic() - job.started
             if job.cancelled_by:
@@ -293,7 +295,7 @@ class JobService:
                     shown = pos
                     self._emit("queued", job, position=pos)
                     await best_effort(reporter.status(render.queued_text(pos, title=title),
-                                                      view=cancel_view(job.job_id)))
+                                                      view=job.cancel_button))
                 changed = asyncio.ensure_future(self.queue.wait_changed())
                 await asyncio.wait([turn, changed], return_when=asyncio.FIRST_COMPLETED)
                 changed.cancel()
@@ -305,7 +307,7 @@ class JobService:
     async def _follow(self, job: ActiveJob, reporter: Reporter, title: str) -> StyleResult:
         """Relay progress (status edits at most every ``progress_edit_interval``) until the result."""
         assert job.handle is not None
-        await best_effort(reporter.status(f"{title}\nStarting…", view=cancel_view(job.job_id)))
+        await best_effort(reporter.status(f"{title}\nStarting…", view=job.cancel_button))
         interval = self.settings.progress_edit_interval
         last_edit = time.monotonic()
         last_preview = 0.0
@@ -322,7 +324,7 @@ class JobService:
                 last_preview = now
                 files = [preview]
             pending = asyncio.create_task(best_effort(reporter.status(
-                render.progress_text(event, title=title), view=cancel_view(job.job_id), files=files)))
+                render.progress_text(event, title=title), view=job.cancel_button, files=files)))
         result = await job.handle.result()
         if pending is not None and not pending.done():
             await asyncio.wait([pending], timeout=5)
