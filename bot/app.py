@@ -13,7 +13,7 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.db import Database, JobRecord
-from bot.failures import GENERIC
+from bot.failures import GENERIC, describe_command_error
 from bot.jobs import JobService
 from bot.limits import Limits, LimitsLookup
 from bot.render import error_embed
@@ -161,14 +161,12 @@ class StyleBot(commands.Bot):
     async def on_command_error(self, ctx: commands.Context[Any], error: commands.CommandError) -> None:
         if isinstance(error, commands.CommandNotFound):
             return
-        if isinstance(error, commands.UserInputError):
-            message = f"{error} Try `{self.settings.bot_prefix}style-help`."
-        elif isinstance(error, commands.CheckFailure):
-            message = str(error) or "You can't use this command here."
-        else:
-            original = getattr(error, "original", error)
-            log.error("command %s failed", ctx.command, exc_info=original)
+        message = describe_command_error(error)
+        if message is None:
+            log.error("command %s failed", ctx.command, exc_info=getattr(error, "original", error))
             message = GENERIC_ERROR
+        elif isinstance(error, commands.UserInputError):
+            message = f"{message} Try `{self.settings.bot_prefix}style-help`."
         try:
             await ctx.reply(embed=error_embed(message), mention_author=False)
         except discord.HTTPException:
@@ -179,18 +177,10 @@ class StyleTree(app_commands.CommandTree):
     """The command tree, with the bot's one error handler for application commands."""
 
     async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
-        if isinstance(error, app_commands.NoPrivateMessage):
-            message = str(error) or "This command only works in a server."
-        elif isinstance(error, app_commands.MissingPermissions):
-            names = ", ".join(p.replace("_", " ").replace("guild", "server").title() for p in error.missing_permissions)
-            message = f"Only members with the **{names}** permission can do this."
-        elif isinstance(error, app_commands.CheckFailure):
-            message = str(error) or "You can't use this command here."
-        elif isinstance(error, app_commands.TransformerError):
-            message = str(error)
-        else:
-            original = getattr(error, "original", error)
-            log.error("app command %s failed", interaction.command and interaction.command.name, exc_info=original)
+        message = describe_command_error(error)
+        if message is None:
+            log.error("app command %s failed", interaction.command and interaction.command.name,
+                      exc_info=getattr(error, "original", error))
             message = GENERIC_ERROR
         embed = error_embed(message)
         try:

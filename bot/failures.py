@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+from discord import app_commands
+from discord.ext import commands
+
 from bot.delivery import DeliveryFailed
 from bot.downloads import DownloadError
 from bot.policy import Refusal, image_refusal, sentence
@@ -87,6 +90,34 @@ FAILURES: tuple[tuple[type[BaseException], Rule], ...] = (
     (NSTError, lambda e, c: Failure("engine-failed", f"The style transfer failed: {sentence(str(e))}")),
     (Exception, lambda e, c: Failure("error", GENERIC, expected=False)),
 )
+
+
+def permission_names(names: list[str]) -> str:
+    """discord.py's permission names as Discord's UI shows them: manage_guild -> Manage Server."""
+    return ", ".join(name.replace("guild", "server").replace("_", " ").title() for name in names)
+
+
+def _missing(e: BaseException) -> str:
+    names = getattr(e, "missing_permissions", [])
+    return f"Only members with the **{permission_names(names)}** permission can do this."
+
+
+# Errors of commands (slash and prefix) before they reach the job service: the user's message, first match wins.
+COMMAND_ERRORS: tuple[tuple[tuple[type[BaseException], ...], Callable[[BaseException], str]], ...] = (
+    ((app_commands.NoPrivateMessage, commands.NoPrivateMessage),
+     lambda e: str(e) or "This command only works in a server."),
+    ((app_commands.MissingPermissions, commands.MissingPermissions), _missing),
+    ((app_commands.CheckFailure, commands.CheckFailure), lambda e: str(e) or "You can't use this command here."),
+    ((app_commands.TransformerError, commands.UserInputError), str),
+)
+
+
+def describe_command_error(error: BaseException) -> str | None:
+    """The user's message for a command error, or None for a bug (log it, answer with GENERIC)."""
+    for kinds, message in COMMAND_ERRORS:
+        if isinstance(error, kinds):
+            return message(error)
+    return None
 
 
 def describe(exc: BaseException, context: Context) -> Failure:

@@ -72,6 +72,17 @@ def test_failure_messages():
     assert describe(Refusal("no"), Context(job_timeout=1)).outcome == "refused"
 
 
+def test_command_errors_have_messages_and_bugs_have_none():
+    from discord import app_commands
+
+    from bot.failures import describe_command_error
+
+    missing = app_commands.MissingPermissions(["manage_guild"])
+    assert describe_command_error(missing) == "Only members with the **Manage Server** permission can do this."
+    assert describe_command_error(app_commands.NoPrivateMessage("Only in servers.")) == "Only in servers."
+    assert describe_command_error(RuntimeError("bug")) is None
+
+
 def test_decoded_inputs_skip_the_attachment_checks():
     picture = ImageInput("gallery: Starry Night", Image.new("RGB", (4000, 3000)))  # above every file limit
     check_metadata([f(), picture], LIMITS, max_styles=2)
