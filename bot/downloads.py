@@ -120,6 +120,6 @@ class Downloader:
                 images.append(await asyncio.to_thread(decode_image, data[id(source)], role=role_name(i, n_styles),
                                                       limits=image_limits))
             except ImageError as exc:
-                raise Refusal(image_refusal(exc, filename=source.filename)) from exc
+                raise Refusal(image_refusal(exc, filename=source.filename), reason="bad-image") from exc
         names = [s.filename if isinstance(s, InputFile) else s.name for s in sources]
         return Inputs(content=images[0], styles=images[1:], names=names)

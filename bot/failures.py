@@ -17,7 +17,7 @@ from discord.ext import commands
 from bot.delivery import DeliveryFailed
 from bot.downloads import DownloadError
 from bot.policy import Refusal, image_refusal, sentence
-from bot.queue import QueueRefused
+from bot.queue import QueueFull, QueueRefused
 from nst_engine.errors import (
     Cancelled,
     EncodeError,
@@ -48,6 +48,7 @@ class Failure:
     message: str
     title: str = "Can't do that"
     expected: bool = True
+    refused: bool = False  # the request was not run because of what it is (vs. failed while running)
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,9 @@ class Context:
 Rule = Callable[[BaseException, Context], Failure]
 
 FAILURES: tuple[tuple[type[BaseException], Rule], ...] = (
-    (Refusal, lambda e, c: Failure("refused", str(e))),
-    (QueueRefused, lambda e, c: Failure("refused", str(e), title="Queue")),
+    (Refusal, lambda e, c: Failure(cast(Refusal, e).reason, str(e), refused=True)),
+    (QueueFull, lambda e, c: Failure("queue-full", str(e), title="Queue", refused=True)),
+    (QueueRefused, lambda e, c: Failure("user-limit", str(e), title="Queue", refused=True)),
     (DownloadError, lambda e, c: Failure("download-failed", str(e))),
     (DeliveryFailed, lambda e, c: Failure("undeliverable", str(e))),
     (Cancelled, lambda e, c: Failure("cancelled", "Cancelled.")),

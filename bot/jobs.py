@@ -173,7 +173,7 @@ class JobService:
         recorded = False
         try:
             if not self.accepting:
-                raise Refusal(SHUTTING_DOWN)
+                raise Refusal(SHUTTING_DOWN, reason="shutting-down")
             # 1. Policy: limits, fair-queue admission, options, metadata; nothing is downloaded before these pass.
             limits = await self.limits_for(job.guild_id)
             downloading = [j for j in self.active.values() if j.ticket is None]
@@ -344,7 +344,7 @@ class JobService:
             await best_effort(reporter.status(f"Cancelled by {job.cancelled_by or 'you'}.", embed=None, view=None))
             return "cancelled", "cancelled"
         await tell_failure(reporter, failure.message, title=failure.title)
-        return failure.outcome, "refused" if failure.outcome == "refused" else "failed"
+        return failure.outcome, "refused" if failure.refused else "failed"
 
     async def _journal_outcome(self, job: ActiveJob, recorded: bool, kind: EventKind) -> None:
         if not recorded or self.closing or (kind == "interrupted" and not job.interrupted):

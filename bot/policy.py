@@ -23,7 +23,11 @@ IMAGE_CONTENT_TYPES = ("image/",)
 
 
 class Refusal(Exception):
-    """A request we will not run; the message is shown to the user as is."""
+    """A request we will not run; the message is shown to the user as is, ``reason`` goes to logs and metrics."""
+
+    def __init__(self, message: str, *, reason: str = "refused") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -111,12 +115,14 @@ def check_metadata(sources: Sequence[Source], limits: Limits, *, max_styles: int
         got = "no image" if not sources else f"only one file (`{_name(sources[0])}`)"
         raise Refusal(
             f"I need two images, the content first and the style second, but got {got}. "
-            "Attach both to one message (or use `/style content: style:`)."
+            "Attach both to one message (or use `/style content: style:`).",
+            reason="too-few-images",
         )
     if len(sources) - 1 > max_styles:
         raise Refusal(
             f"Too many images: {len(sources)} attached, but at most {max_styles} style images can be blended "
-            f"(so {max_styles + 1} images in all, the first being the content)."
+            f"(so {max_styles + 1} images in all, the first being the content).",
+            reason="too-many-images",
         )
     n_styles = len(sources) - 1
     for i, f in enumerate(sources):
@@ -127,17 +133,20 @@ def check_metadata(sources: Sequence[Source], limits: Limits, *, max_styles: int
         if ctype and not ctype.startswith(IMAGE_CONTENT_TYPES):
             raise Refusal(
                 f"`{f.filename}` ({role}) is not an image (Discord says `{ctype}`); send PNG, JPEG, WebP, "
-                "GIF or BMP."
+                "GIF or BMP.",
+                reason="not-an-image",
             )
         if f.size > limits.max_bytes:
             raise Refusal(
                 f"`{f.filename}` ({role}) is {human_bytes(f.size)}; the limit here is "
-                f"{limits.max_file_mb:g} MB. Send a smaller file."
+                f"{limits.max_file_mb:g} MB. Send a smaller file.",
+                reason="file-too-large",
             )
         if f.width and f.height and f.width * f.height > limits.max_pixels:
             raise Refusal(
                 f"`{f.filename}` ({role}) is {f.width}×{f.height} px ({f.width * f.height / 1e6:.1f} MP); the "
-                f"limit here is {limits.max_megapixels:g} MP. Send a smaller image."
+                f"limit here is {limits.max_megapixels:g} MP. Send a smaller image.",
+                reason="too-many-pixels",
             )
 
 
@@ -150,7 +159,8 @@ def choose_preset(requested: str | None, limits: Limits) -> str:
         return DEFAULT_PRESET if DEFAULT_PRESET in limits.allowed_presets else limits.allowed_presets[0]
     if requested not in limits.allowed_presets:
         raise Refusal(
-            f"The `{requested}` preset is not allowed here; choose from {', '.join(limits.allowed_presets)}."
+            f"The `{requested}` preset is not allowed here; choose from {', '.join(limits.allowed_presets)}.",
+            reason="preset-not-allowed",
         )
     return requested
 

@@ -140,7 +140,8 @@ async def test_refusals_reach_the_user_and_the_observers(settings: Settings, db:
     assert "I need two images" in reporter.statuses[-1]
     await jobs.handle_request(reporter, SOURCES, StyleArgs(preset="turbo"))
     assert "`turbo` preset is not allowed here" in reporter.statuses[-1]
-    assert kinds(events) == ["refused", "refused"] and events[0].reason == "refused"
+    assert kinds(events) == ["refused", "refused"]
+    assert [e.reason for e in events] == ["too-few-images", "preset-not-allowed"]
     assert backend.jobs == [] and not jobs.active
 
 
@@ -237,5 +238,24 @@ async def test_drain_finishes_running_jobs_and_interrupts_the_rest(settings: Set
 
     late = MemoryReporter(User(4))
     await jobs.handle_request(late, SOURCES, StyleArgs())
-    assert late.statuses[-1] == SHUTTING_DOWN and events[-1].kind == "refused"
+    assert late.statuses[-1] == SHUTTING_DOWN and (events[-1].kind, events[-1].reason) == ("refused", "shutting-down")
     await jobs.close()
+
+
+async def test_a_third_job_of_one_user_is_refused_by_the_queue(settings: Settings, db: Database) -> None:
+    events: list[JobEvent] = []
+    backend = MemoryBackend(auto_finish=False)
+    jobs = service(settings, db, backend, events)
+    user = User(1)
+    first, second, third = (MemoryReporter(user) for _ in range(3))
+    tasks = [jobs.submit(first, SOURCES, StyleArgs()), jobs.submit(second, SOURCES, StyleArgs())]
+    await until(lambda: any(e.kind == "queued" for e in events), "second job queued")
+    await jobs.handle_request(third, SOURCES, StyleArgs())
+    assert "the limit is 1 running + 1 waiting per person" in third.statuses[-1]
+    assert (events[-1].kind, events[-1].reason) == ("refused", "user-limit")
+    for job in backend.jobs:
+        job.release.set()
+    await until(lambda: len(backend.jobs) == 2, "second job started")
+    backend.jobs[1].release.set()
+    await asyncio.gather(*tasks)
+    assert len(first.sent) == len(second.sent) == 1 and not third.sent

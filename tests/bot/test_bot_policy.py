@@ -69,7 +69,8 @@ def test_failure_messages():
     assert "logged" in describe_failure(RuntimeError("secret detail"), timeout=1)
     assert "secret" not in describe_failure(RuntimeError("secret detail"), timeout=1)
     assert describe(RuntimeError("x"), Context(job_timeout=1)).expected is False
-    assert describe(Refusal("no"), Context(job_timeout=1)).outcome == "refused"
+    refusal = describe(Refusal("no", reason="too-few-images"), Context(job_timeout=1))
+    assert (refusal.outcome, refusal.refused) == ("too-few-images", True)
 
 
 def test_command_errors_have_messages_and_bugs_have_none():
