@@ -249,12 +249,11 @@ async def test_a_third_job_of_one_user_is_refused_by_the_queue(settings: Setting
     user = User(1)
     first, second, third = (MemoryReporter(user) for _ in range(3))
     tasks = [jobs.submit(first, SOURCES, StyleArgs()), jobs.submit(second, SOURCES, StyleArgs())]
-    await until(lambda: any(e.kind == "queued" for e in events), "second job queued")
+    await until(lambda: len(backend.jobs) == 1 and any(e.kind == "queued" for e in events), "one running, one queued")
     await jobs.handle_request(third, SOURCES, StyleArgs())
     assert "the limit is 1 running + 1 waiting per person" in third.statuses[-1]
     assert (events[-1].kind, events[-1].reason) == ("refused", "user-limit")
-    for job in backend.jobs:
-        job.release.set()
+    backend.jobs[0].release.set()
     await until(lambda: len(backend.jobs) == 2, "second job started")
     backend.jobs[1].release.set()
     await asyncio.gather(*tasks)
