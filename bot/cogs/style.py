@@ -27,7 +27,7 @@ class StyleCog(commands.Cog):
 
     @commands.command(name="style")
     async def style_prefix(self, ctx: commands.Context[commands.Bot], *, args: str = "") -> None:
-        """Stylise the first attached image with the second (or reply to the content image)."""
+        """Stylize the first attached image with the second (or reply to the content image)."""
         try:
             parsed = parse_style_args(args)
         except ArgumentError as exc:
