@@ -172,8 +172,6 @@ class JobService:
         kind: EventKind = "failed"
         recorded = False
         try:
-            if not self.accepting:
-                raise Refusal(SHUTTING_DOWN, reason="shutting-down")
             # 1. Policy: limits, fair-queue admission, options, metadata; nothing is downloaded before these pass.
             limits = await self.limits_for(job.guild_id)
             downloading = [j for j in self.active.values() if j.ticket is None]
@@ -184,6 +182,8 @@ class JobService:
                 preview_every=self.settings.preview_interval or None,
             )
             options = job.options = plan.options
+            if not self.accepting:  # checked after the awaits above, so drain() sees every accepted job
+                raise Refusal(SHUTTING_DOWN, reason="shutting-down")
             job.cancel_button = cancel_view(job_id)
             self.active[job_id] = job
             self._emit("accepted", job)
