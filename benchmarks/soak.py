@@ -36,6 +36,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -701,7 +702,7 @@ class Soak:
         events = sorted([(n, "kill") for n in self.plan.kills_after] + [(self.plan.storm_after, "storm"),
                                                                          (self.plan.restart_after, "restart")])
         for after, kind in events:
-            await self.fake.wait_for(lambda after=after: self._answered() >= after, timeout=self.config.answer_timeout * 4,
+            await self.fake.wait_for(partial(self._answered_at_least, after), timeout=self.config.answer_timeout * 4,
                                      what=f"{after} requests answered")
             if kind == "kill":
                 await self._kill_worker()
@@ -710,8 +711,8 @@ class Soak:
             else:
                 await self._restart()
 
-    def _answered(self) -> int:
-        return sum(1 for s in self.tracker.sent if s.settled.is_set() and not s.label.startswith("warm-up"))
+    def _answered_at_least(self, n: int) -> bool:
+        return sum(1 for s in self.tracker.sent if s.settled.is_set() and not s.label.startswith("warm-up")) >= n
 
     async def _kill_worker(self) -> None:
         bot = self.bot
@@ -793,7 +794,7 @@ class Soak:
         minutes = max(1e-9, (self.t_load_end - self.t_load_start) / 60)
         lag = [x for b in self.bots for x in b.stats().get("lag", [])]
         waits = self._fairness()
-        hostile_sent = defaultdict(int)
+        hostile_sent: dict[str, int] = defaultdict(int)
         for s in sent:
             if s.hostile:
                 hostile_sent[s.hostile] += 1

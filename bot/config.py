@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     max_queue: int = Field(20, ge=1)
 
     download_timeout: float = Field(20.0, gt=0)
+    delivery_retry_seconds: float = Field(10.0, gt=0)  # first pause before re-sending a result Discord refused
     progress_edit_interval: float = Field(2.5, ge=0.5)
     preview_interval: float = Field(0.0, ge=0)  # seconds between preview images in the status; 0 = none
     rerun_cache_size: int = Field(32, ge=0)  # jobs whose inputs are kept for the re-run buttons
