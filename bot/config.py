@@ -26,8 +26,8 @@ class Settings(BaseSettings):
     job_retention_days: float = Field(30.0, gt=0)  # finished jobs are pruned from the journal after this
 
     # Bot-wide ceilings; a server's own limits can only be lower.
-    max_file_mb: float = Field(8.0, ge=0.1)
-    max_megapixels: float = Field(16.0, ge=0.1)
+    max_file_mb: float = Field(8.0, gt=0)
+    max_megapixels: float = Field(16.0, gt=0)
     max_output_side: int = Field(1024, ge=64)
     allowed_presets: Annotated[tuple[str, ...], NoDecode] = KNOWN_PRESETS
     max_styles: int = Field(3, ge=1, le=8)

@@ -92,7 +92,7 @@ FAILURES: tuple[tuple[type[BaseException], Rule], ...] = (
         expected=False)),
     (PoolError, lambda e, c: Failure("pool-failed", f"The worker pool failed: {sentence(str(e))}")),
     (NSTError, lambda e, c: Failure("engine-failed", f"The style transfer failed: {sentence(str(e))}")),
-    (Undeliverable, lambda e, c: Failure("undeliverable", str(e), title="Can't deliver")),
+    (Undeliverable, lambda e, c: Failure("undeliverable", str(e))),
     (discord.HTTPException, lambda e, c: _discord_refused(cast(discord.HTTPException, e))),
     (Exception, lambda e, c: Failure("error", GENERIC, expected=False)),
 )

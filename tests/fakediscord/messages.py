@@ -167,6 +167,8 @@ def _need(c: Call, ch: FakeChannel, perm: int) -> None:
 @route("POST", "/channels/{channel_id}/messages")
 async def create_message(c: Call) -> Any:
     ch = _channel(c)
+    if ch.is_dm and ch.recipient is not None and not ch.recipient.accepts_dms:
+        raise DiscordError(403, 50007, "Cannot send messages to this user")
     _need(c, ch, Perm.VIEW_CHANNEL)
     _need(c, ch, Perm.SEND_MESSAGES)
     if c.files:

@@ -61,6 +61,8 @@ class FakeUser:
     id: int
     name: str
     bot: bool = False
+    #: False: the user closed their DMs (or blocked the bot); the bot's DMs get 403 code 50007
+    accepts_dms: bool = True
 
     def payload(self) -> dict[str, Any]:
         return {
