@@ -490,6 +490,7 @@ class Soak:
         self.t_load_end = 0.0
         self.warm: dict[int, Sample] = {}
         self.restart_status: tuple[int | None, float] | None = None
+        self.settle_seconds = 0.0
         self.downloading_at_stop: Sent | None = None
 
     @property
@@ -507,6 +508,7 @@ class Soak:
         try:
             await self._start_bot()
             await self._warm_up()
+            self.bot_up.set()
             self.t_load_start = time.monotonic()
             actors = [asyncio.create_task(self._actor(u)) for u in range(self.config.users)]
             chaos = asyncio.create_task(self._chaos())
@@ -516,7 +518,7 @@ class Soak:
             await self._settle_all(self.config.answer_timeout)
             self.t_load_end = time.monotonic()
             await self._quiet()
-            end = self.bot.sample()
+            end = await self._back_to_baseline()
             rc, took = await self.bot.stop()
             return self._report(end, rc, took)
         finally:
@@ -534,7 +536,6 @@ class Soak:
         t0 = time.monotonic()
         await bot.start()
         self.say(f"bot #{bot.phase} (pid {bot.pid}) connected in {time.monotonic() - t0:.1f} s")
-        self.bot_up.set()
 
     async def _monitor(self) -> None:
         """The bot must stay alive, apart from the planned restart; sample its resources every second."""
@@ -550,11 +551,12 @@ class Soak:
             bot.sample()
 
     async def _warm_up(self) -> None:
-        """A concurrent burst from four users, then quiet: the baseline is taken warm and idle."""
-        users = self.world.users[-4:]
-        specs = [Spec(index=-1 - i, user=len(self.world.users) - 4 + i, channel=i % len(self.world.channels),
-                      via="prefix" if i % 2 else "slash", styles=1 + i % 3, preset=PRESETS[i % 3])
-                 for i in range(len(users))]
+        """A concurrent burst from eight users (enough to grow the bot's thread pool to its size), then quiet: the
+        baseline is taken warm and idle."""
+        n = min(8, len(self.world.users))
+        specs = [Spec(index=-1 - i, user=len(self.world.users) - n + i, channel=i % len(self.world.channels),
+                      via="prefix" if i % 2 else "slash", styles=3, preset=PRESETS[i % 3])
+                 for i in range(n)]
         sent = await asyncio.gather(*(self._send(spec, label=f"warm-up {i}") for i, spec in enumerate(specs)))
         await asyncio.gather(*(self._wait(s) for s in sent))
         await self._quiet()
@@ -562,6 +564,20 @@ class Soak:
         if warm is not None:
             self.warm[self.bot.phase] = warm
             self.say(f"warm: {warm.rss_mb:.0f} MB, {warm.threads} threads, {warm.fds} fds, {warm.children} children")
+
+    async def _back_to_baseline(self, timeout: float = 20.0) -> Sample | None:
+        """The bot's resources once idle: sampled until fds and threads are back to the baseline or ``timeout``
+        (idle keep-alive connections close after aiohttp's 15 s); the seconds it took go into the figures."""
+        warm = self.warm.get(self.bot.phase)
+        t0 = time.monotonic()
+        end = self.bot.sample()
+        while warm is not None and end is not None and time.monotonic() - t0 < timeout:
+            if end.fds <= warm.fds and end.threads <= warm.threads and end.children <= warm.children:
+                break
+            await asyncio.sleep(1.0)
+            end = self.bot.sample()
+        self.settle_seconds = time.monotonic() - t0
+        return end
 
     async def _quiet(self, seconds: float = 1.0) -> None:
         """Wait until the bot sent nothing for ``seconds`` (bounded)."""
@@ -770,7 +786,8 @@ class Soak:
         self.fake.clear_cdn_fault(stalled)
         await self._start_bot()
         self.restarting = False
-        await self._warm_up()
+        await self._warm_up()  # before the users come back: the baseline is taken warm and idle
+        self.bot_up.set()
 
     # -- the verdict ---------------------------------------------------------------------------------------
 
@@ -825,6 +842,7 @@ class Soak:
             "rss_mb": {b.phase: round(max(s.rss_mb for s in b.samples), 1) for b in self.bots if b.samples},
             "baseline": vars(final_warm) if final_warm else None,
             "end": vars(end) if end else None,
+            "back_to_baseline_s": round(self.settle_seconds, 1),
             "loop_lag_ms": {"p50": round(_pct(lag, 50) * 1000, 1), "p99": round(_pct(lag, 99) * 1000, 1),
                             "max": round(max(lag, default=0) * 1000, 1), "samples": len(lag)},
             "results": results,
@@ -907,7 +925,8 @@ def print_report(report: Report, config: PlanConfig, seed: int, wall: float) -> 
         f"  lost {f['lost']}, answered twice {f['answered_twice']}, tracebacks to users {f['tracebacks_to_users']} "
         f"(tracebacks in the bot's log: {f['tracebacks_in_bot_log']})",
         f"  memory growth after warm-up (MB, per bot process): {f['memory_growth_mb']}; peak RSS {f['rss_mb']}",
-        f"  baseline -> end: {_res(f['baseline'])} -> {_res(f['end'])}",
+        f"  baseline -> end: {_res(f['baseline'])} -> {_res(f['end'])} ({f['back_to_baseline_s']} s after the last "
+        "answer)",
         f"  event-loop lag: p50 {f['loop_lag_ms']['p50']} ms, p99 {f['loop_lag_ms']['p99']} ms, "
         f"max {f['loop_lag_ms']['max']} ms ({f['loop_lag_ms']['samples']} samples)",
         f"  throughput: {f['results']} results in {f['load_minutes']} min = {f['jobs_per_minute']} jobs/min",
@@ -936,7 +955,8 @@ def markdown(f: dict[str, Any], config: PlanConfig, seed: int, wall: float) -> s
                             f"{f['restart']['stop_s']} s)"),
         ("bot memory growth after warm-up", " and ".join(f"{v:+.1f} MB" for v in f["memory_growth_mb"].values())
          + f" (peak RSS {max(f['rss_mb'].values(), default=0):.0f} MB)"),
-        ("fds / threads / children, baseline → end", _res(f["baseline"]) + " → " + _res(f["end"])),
+        ("bot process, warm baseline → end", _res(f["baseline"]) + " → " + _res(f["end"])
+         + f" ({f['back_to_baseline_s']} s after the last answer)"),
         ("event-loop lag", f"p50 {lag['p50']} ms, p99 {lag['p99']} ms (max {lag['max']} ms)"),
         ("jobs per minute", f"{f['jobs_per_minute']} ({f['results']} results in {f['load_minutes']} min, "
                             "paced by the users of the plan)"),

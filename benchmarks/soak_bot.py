@@ -6,6 +6,7 @@ pool, the shutdown path), with three things changed for the soak:
 - discord.py is pointed at the fake Discord at ``SOAK_FAKE_URL`` (REST, gateway, CDN), and waits 0.05 s rather than
   2 s for guilds at start-up (the same three constants ``tests.fakediscord.pointed_at`` sets in-process);
 - every job uses the engine overrides in ``SOAK_ENGINE_OVERRIDES`` (JSON, e.g. ``{"size": 48, "iterations": 2}``);
+- asyncio's default thread pool is filled to its fixed size at start-up (see ``setup_hook``);
 - an observer writes, every second, to ``SOAK_STATS`` (JSON): the event loop's lag samples and the fair queue's
   events (enqueue, start, end, cancel), from which the soak computes lag percentiles and queue fairness.
 """
@@ -131,6 +132,9 @@ def main() -> int:
 
         async def setup_hook(self) -> None:
             observer.start()
+            # Fill asyncio's default thread pool to its fixed size now (it only ever grows, to min(32, cpus + 4)),
+            # so the soak's thread count compares like with like: a thread more after the run is a leak.
+            await asyncio.gather(*(asyncio.to_thread(time.sleep, 0.05) for _ in range(40)))
             await super().setup_hook()
 
         async def close(self) -> None:

@@ -318,7 +318,8 @@ def preview_file(event: ProgressEvent) -> discord.File | None:
 
 
 async def deliver_result(
-    reporter: Reporter, result: StyleResult, *, job_id: str, view: discord.ui.View | None, attempts: int = 4
+    reporter: Reporter, result: StyleResult, *, job_id: str, view: discord.ui.View | None, attempts: int = 4,
+    on_sent: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Post the picture (and the loss chart when it fits) within the upload limit, then mark the status done.
 
@@ -362,6 +363,8 @@ async def deliver_result(
             budget = len(data) // 2
             note = "re-encoded smaller to fit this server's upload limit"
             continue
+        if on_sent is not None:  # at once: a stop from here on must not report the job as lost
+            await on_sent()
         await best_effort(reporter.status(_done_text(reporter, sent), embed=None, view=None))
         return
     raise DeliveryFailed(

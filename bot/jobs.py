@@ -241,8 +241,12 @@ class JobService:
                     f"{title}\nDone, but Discord would not take the picture just now ({reason(exc)}). I'm keeping "
                     f"it and will try again in {delay:.0f} s: it will come here.", embed=None, view=None))
 
-            await self.redelivery.run(lambda: deliver_result(reporter, result, job_id=job_id, view=view),
-                                      job_id=job_id, on_retry=will_come)
+            async def delivered() -> None:
+                await self.journal.set_job_state(job_id, "done")
+
+            await self.redelivery.run(
+                lambda: deliver_result(reporter, result, job_id=job_id, view=view, on_sent=delivered),
+                job_id=job_id, on_retry=will_come)
             outcome, kind = "done", "done"
         except asyncio.CancelledError:
             outcome, kind = "interrupted", "interrupted"
