@@ -439,25 +439,27 @@ class World:
     guilds: list[FakeGuild]
     channels: list[FakeChannel]
     users: list[FakeUser]
+    latecomer: FakeUser  # sends the request still downloading when the bot is stopped (no other job of theirs)
 
 
 def build_world(fake: FakeDiscord, config: PlanConfig) -> World:
     guilds: list[FakeGuild] = []
     channels: list[FakeChannel] = []
     users = [fake.add_user(f"user{i:02d}") for i in range(config.users)]
+    latecomer = fake.add_user("latecomer")
     for g in range(config.guilds):
         guild = fake.guild if g == 0 else fake.add_guild(f"Server {g}", fake.owner)
         if g:
             role = fake.add_role(guild, "StyleBot", Perm.DEFAULT)
             fake.add_member(guild, fake.bot_user, roles=[role])
-        for user in users:
+        for user in [*users, latecomer]:
             fake.add_member(guild, user)
         guilds.append(guild)
         existing = [c for c in guild.channels if c.name in ("general", "art")]
         while len(existing) < 2:
             existing.append(fake.add_channel(guild, f"art-{len(existing)}"))
         channels += existing[:2]
-    return World(guilds, channels, users)
+    return World(guilds, channels, users, latecomer)
 
 
 @dataclass
@@ -763,7 +765,7 @@ class Soak:
     async def _restart(self) -> None:
         """SIGTERM with a download still in flight, then a new bot on the same database."""
         self.bot_up.clear()
-        user = self.world.users[0]
+        user = self.world.latecomer
         channel = self.world.channels[0]
         stalled = self.fake.make_attachment(channel, FileSpec("stalled-at-stop.png", self.images.good()))
         self.fake.cdn_fault(stalled, "slow", delay=60)

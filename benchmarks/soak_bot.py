@@ -6,7 +6,8 @@ pool, the shutdown path), with three things changed for the soak:
 - discord.py is pointed at the fake Discord at ``SOAK_FAKE_URL`` (REST, gateway, CDN), and waits 0.05 s rather than
   2 s for guilds at start-up (the same three constants ``tests.fakediscord.pointed_at`` sets in-process);
 - every job uses the engine overrides in ``SOAK_ENGINE_OVERRIDES`` (JSON, e.g. ``{"size": 48, "iterations": 2}``);
-- asyncio's default thread pool is filled to its fixed size at start-up (see ``setup_hook``);
+- asyncio's default thread pool and the worker pool's sender threads are filled to their fixed sizes at start-up
+  (see ``setup_hook``), so that a thread more at the end of the run is a leak, not a pool that grew as designed;
 - an observer writes, every second, to ``SOAK_STATS`` (JSON): the event loop's lag samples and the fair queue's
   events (enqueue, start, end, cancel), from which the soak computes lag percentiles and queue fairness.
 """
@@ -19,6 +20,7 @@ import os
 import runpy
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +138,10 @@ def main() -> int:
             # so the soak's thread count compares like with like: a thread more after the run is a leak.
             await asyncio.gather(*(asyncio.to_thread(time.sleep, 0.05) for _ in range(40)))
             await super().setup_hook()
+            # Likewise the worker pool's own fixed-size thread pools (its job senders), created as jobs come.
+            loop = asyncio.get_running_loop()
+            for pool in [v for v in vars(self.backend).values() if isinstance(v, ThreadPoolExecutor)]:
+                await asyncio.gather(*(loop.run_in_executor(pool, time.sleep, 0.05) for _ in range(pool._max_workers * 4)))
 
         async def close(self) -> None:
             try:
