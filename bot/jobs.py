@@ -201,6 +201,8 @@ class JobService:
 
             # 2. Inputs: download and decode the attachments.
             files = [s for s in sources if isinstance(s, InputFile)]
+            # Started before the status shows its Cancel button, so a Cancel always finds a download to stop.
+            job.download = asyncio.ensure_future(self.downloader.fetch(sources, limits))
             if files:
                 await best_effort(reporter.status(f"Downloading {len(files)} images…", view=job.cancel_button))
                 await self._note_status(job, reporter)
@@ -242,6 +244,7 @@ class JobService:
                     f"it and will try again in {delay:.0f} s: it will come here.", embed=None, view=None))
 
             async def delivered() -> None:
+                self.active.pop(job_id, None)  # the user has it: nothing left to cancel
                 await self.journal.set_job_state(job_id, "done")
 
             await self.redelivery.run(
@@ -298,7 +301,8 @@ class JobService:
 
     async def _download(self, job: ActiveJob, sources: Sequence[Source], limits: Limits) -> Inputs:
         """The downloader's fetch as a task the Cancel button can stop at once."""
-        job.download = asyncio.ensure_future(self.downloader.fetch(sources, limits))
+        if job.download is None:
+            job.download = asyncio.ensure_future(self.downloader.fetch(sources, limits))
         try:
             return await job.download
         except asyncio.CancelledError:

@@ -128,18 +128,9 @@ def check_metadata(sources: Sequence[Source], limits: Limits, *, max_styles: int
         )
     n_styles = len(sources) - 1
     for i, f in enumerate(sources):
-        role = role_name(i, n_styles)
         if not isinstance(f, InputFile):
-            # Already decoded (a re-run's cached picture...), checked when it came: but a moderator may have lowered
-            # the limits since, and they apply to every job that starts now.
-            width, height = f.image.size
-            if width * height > limits.max_pixels:
-                raise Refusal(
-                    f"`{f.name}` ({role}) is {width}×{height} px ({width * height / 1e6:.2f} MP); the limit here is "
-                    f"now {limits.max_megapixels:g} MP (a moderator lowered it). Send a smaller image.",
-                    reason="too-many-pixels",
-                )
-            continue
+            continue  # already decoded and checked
+        role = role_name(i, n_styles)
         ctype = (f.content_type or "").split(";")[0].strip().lower()
         if ctype and not ctype.startswith(IMAGE_CONTENT_TYPES):
             raise Refusal(
