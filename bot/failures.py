@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.db import DatabaseUnavailable
 from bot.delivery import DeliveryFailed, Undeliverable
 from bot.downloads import DownloadError
 from bot.policy import Refusal, image_refusal, sentence
@@ -131,6 +132,9 @@ COMMAND_ERRORS: tuple[tuple[tuple[type[BaseException], ...], Callable[[BaseExcep
 
 def describe_command_error(error: BaseException) -> str | None:
     """The user's message for a command error, or None for a bug (log it, answer with GENERIC)."""
+    original = getattr(error, "original", error)
+    if isinstance(original, DatabaseUnavailable):  # settings not saved: the database is locked or read-only
+        return str(original)
     for kinds, message in COMMAND_ERRORS:
         if isinstance(error, kinds):
             return message(error)

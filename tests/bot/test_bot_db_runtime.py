@@ -124,3 +124,13 @@ async def test_the_status_message_of_an_unfinished_job_is_remembered(tmp_path):
         assert (jobs["b"].status_channel_id, jobs["b"].status_message_id) == (None, None)
     finally:
         await db.close()
+
+
+def test_settings_that_cannot_be_saved_get_a_clear_answer():
+    from discord import app_commands
+
+    from bot.failures import describe_command_error
+
+    error = app_commands.CommandInvokeError.__new__(app_commands.CommandInvokeError)
+    error.original = DatabaseUnavailable("The settings could not be saved: the bot's database cannot be written.")
+    assert describe_command_error(error) == str(error.original)
