@@ -12,8 +12,9 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.db import Database, JobRecord
+from bot.gallery import GalleryStore, PaintingCatalog
 from bot.jobs import JobService
-from bot.limits import Limits, effective_limits
+from bot.limits import MB, Limits, effective_limits
 from bot.render import error_embed
 from nst_engine.pool.protocol import StyleBackend
 
@@ -76,6 +77,7 @@ class StyleBot(commands.Bot):
         self._background: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
+        from bot.cogs.gallery import GalleryCog
         from bot.cogs.help import HelpCog
         from bot.cogs.limits import LimitsCog
         from bot.cogs.style import StyleCog
@@ -93,6 +95,11 @@ class StyleBot(commands.Bot):
         await self.add_cog(StyleCog(self))
         await self.add_cog(LimitsCog(self))
         await self.add_cog(HelpCog(self))
+        # Style gallery (bot/gallery.py): the built-in paintings and each server's own.
+        self.gallery = GalleryStore(self.db, max_items=self.settings.gallery_max_items,
+                                    max_bytes=int(self.settings.gallery_max_mb * MB))
+        self.paintings = PaintingCatalog(self.gallery)
+        await self.add_cog(GalleryCog(self, self.gallery, self.paintings))
         self.add_dynamic_items(CancelButton, RerunButton)
         self.tree.on_error = self.on_app_command_error
         if self.settings.sync_commands:
