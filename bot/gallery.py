@@ -141,7 +141,7 @@ def prepare_upload(data: bytes, *, limits: ImageLimits, max_side: int) -> Prepar
 def _jpeg(image: Image.Image, quality: int) -> bytes:
     buf = io.BytesIO()
     # 4:4:4 chroma: a painting's colours are what style transfer copies.
-    image.save(buf, "JPEG", quality=quality, subsampling=0, optimize=True)
+    image.save(buf, "JPEG", quality=quality, subsampling=0)
     return buf.getvalue()
 
 

@@ -84,7 +84,7 @@ def gallery_sheet_jpeg(server: SheetSection | None) -> bytes:
     if server is not None:
         sections.append(server)
     buf = io.BytesIO()
-    render_sheet(sections).save(buf, "JPEG", quality=88, optimize=True)
+    render_sheet(sections).save(buf, "JPEG", quality=88)
     return buf.getvalue()
 
 

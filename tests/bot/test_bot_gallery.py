@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import random
 import struct
 import zlib
 from importlib import resources
@@ -31,7 +32,8 @@ LIMITS = ImageLimits(max_bytes=8 * 1024 * 1024, max_pixels=16_000_000)
 
 
 def picture(width: int = 300, height: int = 200, colour: tuple[int, int, int] = (200, 40, 40)) -> bytes:
-    im = Image.new("RGB", (width, height), colour)
+    im = Image.effect_noise((width, height), 60).convert("RGB")
+    im = Image.blend(im, Image.new("RGB", (width, height), colour), 0.5)
     for x in range(0, width, 10):  # some texture
         for y in range(height):
             im.putpixel((x, y), (20, 20, 200))
@@ -105,6 +107,11 @@ def test_upload_is_normalised_to_the_stored_side_with_a_thumbnail():
         assert max(thumb.size) == 256
     small = prepare_upload(picture(300, 200), limits=LIMITS, max_side=512)
     assert (small.width, small.height) == (300, 200)  # never enlarged
+    # Pure noise (the hardest case for JPEG's encoder buffer) is stored too.
+    noise = Image.frombytes("RGB", (320, 240), random.Random(1).randbytes(320 * 240 * 3))
+    buf = io.BytesIO()
+    noise.save(buf, "PNG")
+    assert prepare_upload(buf.getvalue(), limits=LIMITS, max_side=1024).width == 320
 
 
 @pytest.mark.parametrize(
