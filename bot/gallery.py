@@ -20,9 +20,9 @@ from typing import Literal
 
 from PIL import Image
 
-from bot.config import KNOWN_PRESETS
 from bot.db import Database
 from bot.gallery_builtin import BUILTINS, builtin_image, find_builtin
+from bot.parsing import ArgumentError, parse_style_args
 from nst_engine.images import ImageLimits, decode_image, human_bytes
 
 NAME_MIN = 2
@@ -30,7 +30,6 @@ NAME_MAX = 32
 # Letters and digits of any script, then also spaces and a little punctuation; nothing Discord would format
 # (` * _ ~ | < > @ # :) so a name shows as written everywhere.
 _NAME_RE = re.compile(r"^[^\W_](?:[^\W_]|[ '.&!?()+-])*$")
-_RESERVED = {*KNOWN_PRESETS, "colors", "colours", "preserve", "keep-colors"}
 THUMB_SIDE = 256
 STORE_QUALITY = 95
 DECODED_CACHE = 16  # decoded gallery paintings kept in memory (about 3 MB each at 1024 px)
@@ -98,8 +97,7 @@ def validate_name(text: str) -> str:
             "A painting's name may use letters, digits, spaces and ' . & ! ? ( ) + - and must start with a letter "
             f"or digit; `{discord_safe(name)}` does not."
         )
-    key = name.casefold()
-    if key in _RESERVED or key.startswith("seed=") or _is_number(key):
+    if reads_as_options(name):
         raise GalleryError(
             f"`{name}` can't be a painting's name: it reads as a `!style` option (a preset, a strength, "
             "`colors` or `seed=`). Pick another name."
@@ -109,10 +107,11 @@ def validate_name(text: str) -> str:
     return name
 
 
-def _is_number(text: str) -> bool:
+def reads_as_options(text: str) -> bool:
+    """True when ``text`` parses entirely as ``!style`` options (a preset, a strength…): never a painting's name."""
     try:
-        float(text.removesuffix("x"))
-    except ValueError:
+        parse_style_args(text)
+    except ArgumentError:
         return False
     return True
 

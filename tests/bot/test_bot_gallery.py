@@ -23,8 +23,10 @@ from bot.gallery import (
     prepare_upload,
     validate_name,
 )
+from bot.gallery_args import parse_painting_request
 from bot.gallery_builtin import BUILTINS, builtin_bytes, builtin_image, find_builtin
 from bot.gallery_sheet import SheetSection, decode_thumbs, gallery_sheet_jpeg, render_sheet
+from bot.parsing import ArgumentError, StyleArgs
 from nst_engine.errors import CorruptImageError, FileTooLargeError, TooManyPixelsError, UnsupportedFormatError
 from nst_engine.images import ImageLimits
 
@@ -86,6 +88,7 @@ def test_names_are_cleaned_and_compared_ignoring_case():
         ("quality", "reads as a `!style` option"),
         ("2.5", "reads as a `!style` option"),
         ("seed=4", "may use letters"),
+        ("fast 2", "reads as a `!style` option"),
         ("colors", "reads as a `!style` option"),
         ("starry NIGHT", "built-in painting"),
     ],
@@ -251,3 +254,39 @@ async def test_contact_sheet_shows_builtins_and_the_server_gallery(db):
     assert builtins_only.width == 2 * 24 + 4 * 200 + 3 * 14  # as many columns as paintings
     empty = render_sheet([SheetSection("a", []), SheetSection("b", [], "nothing")])
     assert empty.size[1] < builtins_only.height
+
+
+# -- `!style <painting> [options]` ------------------------------------------------------------------------
+
+
+async def test_painting_names_and_options_in_a_prefix_command(db):
+    store = GalleryStore(db, max_items=25, max_bytes=10**8)
+    catalog = PaintingCatalog(store)
+    await store.add(1, "Blue", prepared(), added_by=1)
+    await store.add(1, "Blue Period", prepared(), added_by=1)
+
+    async def parse(text: str, guild: int | None = 1):
+        return await parse_painting_request(text, catalog, guild)
+
+    req = await parse("starry night quality 2 colors")
+    assert req.paintings == ("Starry Night",) and req.args == StyleArgs("quality", 2.0, True, 0)
+    assert (await parse("blue period fast")).paintings == ("Blue Period",)  # the longest name wins
+    assert (await parse('"blue" 2')).paintings == ("Blue",)  # quotes pick the shorter one
+    assert (await parse('"blue" 2')).args.strength == 2.0
+    blend = await parse("the scream + Blue+starry night 0.5")
+    assert blend.paintings == ("The Scream", "Blue", "Starry Night") and blend.args.strength == 0.5
+    plain = await parse("fast 2")
+    assert plain.paintings == () and plain.args.preset == "fast"
+    assert (await parse("")).paintings == ()
+    with pytest.raises(UnknownPainting, match=r"no painting called `stary nite`.*Did you mean \*\*Starry Night\*\*"):
+        await parse("stary nite fast")
+    with pytest.raises(UnknownPainting, match="no painting called `blue` in direct messages"):
+        await parse("blue fast", None)
+    with pytest.raises(UnknownPainting, match="no painting called `nope`"):
+        await parse("the scream + nope")
+    with pytest.raises(ArgumentError, match="Name a painting after `\\+`"):
+        await parse("the scream +")
+    with pytest.raises(ArgumentError, match="closing quote"):
+        await parse('"the scream fast')
+    with pytest.raises(ArgumentError, match="strength must be from"):
+        await parse("the scream 9")
