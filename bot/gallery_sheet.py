@@ -67,9 +67,10 @@ def render_sheet(sections: Sequence[SheetSection], *, columns: int = COLUMNS) ->
             y0 = top + row * (CELL + LABEL + GAP)
             thumb = picture.copy()
             thumb.thumbnail((CELL, CELL), Image.Resampling.LANCZOS)
-            sheet.paste(thumb, (x0 + (CELL - thumb.width) // 2, y0 + (CELL - thumb.height) // 2))
+            # Bottom-aligned, so each name sits right under its picture.
+            sheet.paste(thumb, (x0 + (CELL - thumb.width) // 2, y0 + CELL - thumb.height))
             label = _fit_text(draw, name, name_font, CELL)
-            draw.text((x0 + CELL / 2, y0 + CELL + 6), label, fill=TEXT, font=name_font, anchor="mt")
+            draw.text((x0 + CELL / 2, y0 + CELL + 7), label, fill=TEXT, font=name_font, anchor="ma")
         y += section_height + GAP
     return sheet
 
@@ -95,3 +96,37 @@ def decode_thumbs(thumbs: Sequence[tuple[str, bytes]]) -> list[tuple[str, Image.
         with Image.open(io.BytesIO(data), formats=["JPEG"]) as im:
             out.append((name, im.convert("RGB")))
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Draw the sheet ``/style-gallery list`` shows, for the docs: ``python -m bot.gallery_sheet OUT.jpg
+    --server "Art Club" --painting "Our Mascot=cat.png" ...`` (server paintings go through the same checks and
+    normalisation as ``/style-gallery add``)."""
+    import argparse
+    from pathlib import Path
+
+    from bot.gallery import prepare_upload, validate_name
+    from nst_engine.images import ImageLimits
+
+    parser = argparse.ArgumentParser(prog="python -m bot.gallery_sheet", description=main.__doc__)
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--server", default="Art Club", help="the server's name, for the heading")
+    parser.add_argument("--painting", action="append", default=[], metavar="NAME=PATH",
+                        help="a server painting (repeat)")
+    args = parser.parse_args(argv)
+    items: list[tuple[str, Image.Image]] = []
+    for spec in args.painting:
+        name, sep, path = spec.partition("=")
+        if not sep:
+            parser.error(f"--painting wants NAME=PATH, not {spec!r}")
+        prepared = prepare_upload(Path(path).read_bytes(), limits=ImageLimits(), max_side=1024)
+        items += decode_thumbs([(validate_name(name), prepared.thumb)])
+    server = SheetSection(f"{args.server}'s gallery", items) if args.painting else None
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_bytes(gallery_sheet_jpeg(server))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
