@@ -99,7 +99,7 @@ class StyleBot(commands.Bot):
         self.gallery = GalleryStore(self.db, max_items=self.settings.gallery_max_items,
                                     max_bytes=int(self.settings.gallery_max_mb * MB))
         self.paintings = PaintingCatalog(self.gallery)
-        await self.add_cog(GalleryCog(self, self.gallery, self.paintings))
+        await self.add_cog(GalleryCog(self.settings, self.gallery, self._limits_by_id))
         self.add_dynamic_items(CancelButton, RerunButton)
         self.tree.on_error = self.on_app_command_error
         if self.settings.sync_commands:
@@ -138,6 +138,9 @@ class StyleBot(commands.Bot):
         if guild is None:
             return self.ceilings
         return effective_limits(self.ceilings, await self.db.guild_limits(guild.id))
+
+    async def _limits_by_id(self, guild_id: int | None) -> Limits:
+        return await self.limits_for(discord.Object(id=guild_id) if guild_id is not None else None)
 
     async def _report_interrupted(self, records: list[JobRecord]) -> None:
         await self.wait_until_ready()

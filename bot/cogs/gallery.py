@@ -5,23 +5,22 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.config import Settings
 from bot.downloads import DownloadError, download
-from bot.gallery import GalleryEntry, GalleryError, GalleryStore, PaintingCatalog, prepare_upload, validate_name
+from bot.gallery import GalleryEntry, GalleryError, GalleryStore, prepare_upload, validate_name
 from bot.gallery_builtin import BUILTINS
 from bot.gallery_sheet import SheetSection, decode_thumbs, gallery_sheet_jpeg
+from bot.limits import Limits
 from bot.render import COLOR_INFO, COLOR_OK, error_embed
 from nst_engine.errors import ImageError
 from nst_engine.images import ImageLimits, human_bytes
-
-if TYPE_CHECKING:
-    from bot.app import StyleBot
 
 log = logging.getLogger(__name__)
 
@@ -49,11 +48,14 @@ def _sentence(text: str) -> str:
     return text if text.endswith((".", "!", "?")) else text + "."
 
 
+LimitsLookup = Callable[[int | None], Awaitable[Limits]]  # guild id (None: a DM) -> the limits that apply
+
+
 class GalleryCog(commands.GroupCog, group_name="style-gallery", group_description="Paintings to style pictures with"):
-    def __init__(self, bot: StyleBot, store: GalleryStore, catalog: PaintingCatalog) -> None:
-        self.bot = bot
+    def __init__(self, settings: Settings, store: GalleryStore, limits_for: LimitsLookup) -> None:
+        self.settings = settings
         self.store = store
-        self.catalog = catalog
+        self.limits_for = limits_for
         self.session: aiohttp.ClientSession | None = None
         super().__init__()
 
@@ -76,7 +78,7 @@ class GalleryCog(commands.GroupCog, group_name="style-gallery", group_descriptio
     async def add(self, interaction: discord.Interaction, name: str, image: discord.Attachment) -> None:
         assert interaction.guild is not None
         guild_id = interaction.guild.id
-        limits = await self.bot.limits_for(interaction.guild)
+        limits = await self.limits_for(guild_id)
         try:
             name = validate_name(name)
             existing = await self.store.get(guild_id, name)
@@ -101,10 +103,10 @@ class GalleryCog(commands.GroupCog, group_name="style-gallery", group_descriptio
         try:
             assert self.session is not None
             data = await download(self.session, image.url, filename=image.filename, max_bytes=limits.max_bytes,
-                                  timeout=self.bot.settings.download_timeout)
+                                  timeout=self.settings.download_timeout)
             image_limits = ImageLimits(max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
             prepared = await asyncio.to_thread(
-                prepare_upload, data, limits=image_limits, max_side=self.bot.settings.gallery_max_side
+                prepare_upload, data, limits=image_limits, max_side=self.settings.gallery_max_side
             )
             entry = await self.store.add(guild_id, name, prepared, added_by=interaction.user.id)
         except (DownloadError, GalleryError) as exc:
@@ -123,7 +125,7 @@ class GalleryCog(commands.GroupCog, group_name="style-gallery", group_descriptio
             description=(
                 f"**{entry.name}** is in this server's gallery ({entry.width}×{entry.height}).\n"
                 f"Use it with `/style content:<image> painting:{entry.name}`, "
-                f"`{self.bot.settings.bot_prefix}style {entry.name}` with one image attached, "
+                f"`{self.settings.bot_prefix}style {entry.name}` with one image attached, "
                 "or right-click a message with an image → Apps → **Stylize**."
             ),
             colour=COLOR_OK,
@@ -192,7 +194,7 @@ class GalleryCog(commands.GroupCog, group_name="style-gallery", group_descriptio
             name="Use one",
             value=(
                 "`/style content:<image> painting:<name>` · "
-                f"`{self.bot.settings.bot_prefix}style <name> [preset] [strength]` with one image · "
+                f"`{self.settings.bot_prefix}style <name> [preset] [strength]` with one image · "
                 "right-click a message with an image → Apps → **Stylize**"
             ),
             inline=False,
