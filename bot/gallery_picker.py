@@ -79,8 +79,10 @@ class StylizePicker(discord.ui.View):
             self.add_item(menu)
         self.preset_menu = PresetMenu(presets, default_preset, row=len(self.menus), tag=tag)
         self.add_item(self.preset_menu)
-        self.go = discord.ui.Button(label="Stylize", emoji="🎨", style=discord.ButtonStyle.primary,
-                                    custom_id=f"nst:stylize:{tag}:go", row=len(self.menus) + 1, disabled=True)
+        self.go: discord.ui.Button[StylizePicker] = discord.ui.Button(
+            label="Stylize", emoji="🎨", style=discord.ButtonStyle.primary, custom_id=f"nst:stylize:{tag}:go",
+            row=len(self.menus) + 1, disabled=True,
+        )
         self.go.callback = self._go  # type: ignore[method-assign]
         self.add_item(self.go)
 
