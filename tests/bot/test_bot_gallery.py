@@ -25,6 +25,7 @@ from bot.gallery import (
 )
 from bot.gallery_args import parse_painting_request
 from bot.gallery_builtin import BUILTINS, builtin_bytes, builtin_image, find_builtin
+from bot.gallery_picker import StylizePicker
 from bot.gallery_sheet import SheetSection, decode_thumbs, gallery_sheet_jpeg, render_sheet
 from bot.parsing import ArgumentError, StyleArgs
 from nst_engine.errors import CorruptImageError, FileTooLargeError, TooManyPixelsError, UnsupportedFormatError
@@ -290,3 +291,25 @@ async def test_painting_names_and_options_in_a_prefix_command(db):
         await parse('"the scream fast')
     with pytest.raises(ArgumentError, match="strength must be from"):
         await parse("the scream 9")
+
+
+# -- the Stylize picker ------------------------------------------------------------------------------------
+
+
+async def test_picker_spreads_paintings_over_menus_of_25():
+    async def go(interaction, painting, preset):  # pragma: no cover - not clicked here
+        raise AssertionError
+
+    names = [f"Painting {i}" for i in range(54)]  # 4 built-ins + a full gallery of 50
+    picker = StylizePicker(user_id=1, paintings=names, presets=[("fast", "fast"), ("balanced", "balanced")],
+                           default_preset="balanced", on_go=go)
+    assert [len(m.options) for m in picker.menus] == [25, 25, 4]
+    assert [o.value for m in picker.menus for o in m.options] == names
+    assert picker.preset_menu.row == 3 and picker.go.row == 4 and picker.go.disabled
+    assert [o.default for o in picker.preset_menu.options] == [False, True]
+    assert "(Painting 0 … Painting 24)" in (picker.menus[0].placeholder or "")
+    other = StylizePicker(user_id=2, paintings=names[:3], presets=[("fast", "fast")], default_preset="fast", on_go=go)
+    assert len(other.menus) == 1 and other.menus[0].placeholder == "Choose a painting"
+    assert picker.go.custom_id != other.go.custom_id  # several pickers can be open at once
+    with pytest.raises(ValueError, match="no paintings"):
+        StylizePicker(user_id=1, paintings=[], presets=[("fast", "fast")], default_preset="fast", on_go=go)
