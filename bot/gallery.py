@@ -15,6 +15,7 @@ import re
 import sqlite3
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -42,7 +43,11 @@ class GalleryError(Exception):
 
 
 class UnknownPainting(GalleryError):
-    """No painting by that name here."""
+    """No painting by that name here; ``close`` holds similar names (suggested in the message)."""
+
+    def __init__(self, message: str, *, close: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.close = tuple(close)
 
 
 @dataclass(frozen=True)
@@ -285,7 +290,8 @@ class PaintingCatalog:
                 stored = await self.store.image(entry)
                 if stored is not None:
                     return Painting(entry.name, stored, "gallery", f"gallery:{entry.id}")
-        raise UnknownPainting(await self._unknown_text(guild_id, name))
+        text, close = await self._unknown_text(guild_id, name)
+        raise UnknownPainting(text, close=close)
 
     async def match_prefix(self, guild_id: int | None, words: list[str]) -> tuple[str, int] | None:
         """The longest run of leading ``words`` that names a painting here: (name, words used), or None."""
@@ -296,12 +302,12 @@ class PaintingCatalog:
                 return found, n
         return None
 
-    async def _unknown_text(self, guild_id: int | None, name: str) -> str:
+    async def _unknown_text(self, guild_id: int | None, name: str) -> tuple[str, list[str]]:
         names = await self.names(guild_id)
-        close = difflib.get_close_matches(name_key(name), [n.casefold() for n in names], n=3, cutoff=0.5)
         by_key = {n.casefold(): n for n in names}
+        close = [by_key[c] for c in difflib.get_close_matches(name_key(name), list(by_key), n=3, cutoff=0.6)]
         where = "here" if guild_id is not None else "in direct messages (only the built-in paintings)"
         text = f"There is no painting called `{discord_safe(clean_name(name))}` {where}."
         if close:
-            text += " Did you mean " + " or ".join(f"**{by_key[c]}**" for c in close) + "?"
-        return text + " `/style-gallery list` shows them all."
+            text += " Did you mean " + " or ".join(f"**{c}**" for c in close) + "?"
+        return text + " `/style-gallery list` shows them all.", close

@@ -37,11 +37,13 @@ def _split(text: str) -> list[str]:
     return words
 
 
-async def parse_painting_request(text: str, catalog: PaintingCatalog, guild_id: int | None) -> PaintingRequest:
+async def parse_painting_request(
+    text: str, catalog: PaintingCatalog, guild_id: int | None, *, one_image: bool
+) -> PaintingRequest:
     """Split the words after ``!style`` into paintings and options.
 
-    Raises ArgumentError for options that make no sense, UnknownPainting when leading words name no painting
-    (with close names suggested).
+    Raises ArgumentError for options that make no sense, UnknownPainting when leading words name no painting but
+    were surely meant to (``one_image``: the message brings only the picture to paint, or a painting's name is close).
     """
     words = _split(text)
     names: list[str] = []
@@ -63,7 +65,7 @@ async def parse_painting_request(text: str, catalog: PaintingCatalog, guild_id: 
     rest = " ".join(words)
     try:
         args = parse_style_args(rest)
-    except ArgumentError:
+    except ArgumentError as exc:
         if names:
             raise
         # Leading words that are neither options nor a painting: most likely a painting's name, mistyped.
@@ -72,9 +74,12 @@ async def parse_painting_request(text: str, catalog: PaintingCatalog, guild_id: 
             if reads_as_options(word):
                 break
             leading.append(word)
-        if not leading:
+        unknown = await _unknown(catalog, guild_id, leading) if leading else None
+        if unknown is None:
             raise
-        raise await _unknown(catalog, guild_id, leading) from None
+        if one_image or unknown.close:
+            raise unknown from None
+        raise ArgumentError(f"{exc} Or name a painting first (`/style-gallery list` shows them).") from None
     return PaintingRequest(tuple(names), args)
 
 

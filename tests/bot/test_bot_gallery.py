@@ -266,8 +266,8 @@ async def test_painting_names_and_options_in_a_prefix_command(db):
     await store.add(1, "Blue", prepared(), added_by=1)
     await store.add(1, "Blue Period", prepared(), added_by=1)
 
-    async def parse(text: str, guild: int | None = 1):
-        return await parse_painting_request(text, catalog, guild)
+    async def parse(text: str, guild: int | None = 1, *, one_image: bool = True):
+        return await parse_painting_request(text, catalog, guild, one_image=one_image)
 
     req = await parse("starry night quality 2 colors")
     assert req.paintings == ("Starry Night",) and req.args == StyleArgs("quality", 2.0, True, 0)
@@ -283,6 +283,13 @@ async def test_painting_names_and_options_in_a_prefix_command(db):
         await parse("stary nite fast")
     with pytest.raises(UnknownPainting, match="no painting called `blue` in direct messages"):
         await parse("blue fast", None)
+    with pytest.raises(UnknownPainting, match="Did you mean"):  # close to a name: surely meant as one
+        await parse("stary nite", one_image=False)
+    # With two images attached an unknown word is more likely a mistyped option: say what options there are.
+    with pytest.raises(ArgumentError, match=r"I don't understand `turbo`.*Or name a painting first"):
+        await parse("turbo", one_image=False)
+    with pytest.raises(UnknownPainting, match="no painting called `turbo`"):
+        await parse("turbo 2")
     with pytest.raises(UnknownPainting, match="no painting called `nope`"):
         await parse("the scream + nope")
     with pytest.raises(ArgumentError, match="Name a painting after `\\+`"):
