@@ -14,10 +14,17 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.downloads import DownloadError, download
-from bot.gallery import GalleryEntry, GalleryError, GalleryStore, prepare_upload, validate_name
+from bot.gallery import (
+    GalleryEntry,
+    GalleryError,
+    GalleryStore,
+    prepare_upload,
+    validate_name,
+)
 from bot.gallery_builtin import BUILTINS
 from bot.gallery_sheet import SheetSection, decode_thumbs, gallery_sheet_jpeg
 from bot.limits import Limits
+from bot.policy import image_refusal
 from bot.render import COLOR_INFO, COLOR_OK, error_embed
 from nst_engine.errors import ImageError
 from nst_engine.images import ImageLimits, human_bytes
@@ -40,12 +47,6 @@ def _in_server(interaction: discord.Interaction) -> bool:
     if interaction.guild is None:
         raise NotInServer(GUILD_ONLY)
     return True
-
-
-def _sentence(text: str) -> str:
-    text = text.strip()
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?")) else text + "."
 
 
 LimitsLookup = Callable[[int | None], Awaitable[Limits]]  # guild id (None: a DM) -> the limits that apply
@@ -113,9 +114,8 @@ class GalleryCog(commands.GroupCog, group_name="style-gallery", group_descriptio
             await interaction.followup.send(embed=error_embed(str(exc)), ephemeral=True)
             return
         except ImageError as exc:
-            await interaction.followup.send(
-                embed=error_embed(f"{_sentence(str(exc))} (file `{image.filename}`)"), ephemeral=True
-            )
+            await interaction.followup.send(embed=error_embed(image_refusal(exc, filename=image.filename)),
+                                            ephemeral=True)
             return
         log.info("gallery: guild=%s user=%s added %r (%d bytes)", guild_id, interaction.user.id, entry.name,
                  entry.nbytes)
