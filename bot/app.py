@@ -82,7 +82,7 @@ class StyleBot(commands.Bot):
         self._background: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
-        from bot.cogs.gallery import GalleryCog
+        from bot.cogs.gallery import GalleryCog, StylizeCog
         from bot.cogs.help import HelpCog
         from bot.cogs.limits import LimitsCog
         from bot.cogs.style import StyleCog
@@ -103,10 +103,11 @@ class StyleBot(commands.Bot):
         self.gallery = GalleryStore(self.db, max_items=self.settings.gallery_max_items,
                                     max_bytes=int(self.settings.gallery_max_mb * MB))
         self.paintings = PaintingCatalog(self.gallery)
-        await self.add_cog(StyleCog(self.settings, self.jobs))
+        await self.add_cog(StyleCog(self.settings, self.jobs, self.paintings))
         await self.add_cog(LimitsCog(self.settings, self.db, self.limits_for))
         await self.add_cog(HelpCog(self.settings, self.limits_for))
         await self.add_cog(GalleryCog(self.settings, self.gallery, self.limits_for))
+        await self.add_cog(StylizeCog(self.settings, self.jobs, self.paintings, self.limits_for, self.tree))
         self.add_dynamic_items(CancelButton, RerunButton)
         if self.settings.sync_commands:
             await self.sync_commands()

@@ -24,6 +24,7 @@ from PIL import Image
 from bot.db import Database
 from bot.gallery_builtin import BUILTINS, builtin_image, find_builtin
 from bot.parsing import ArgumentError, parse_style_args
+from bot.policy import ImageInput
 from nst_engine.images import ImageLimits, decode_image, human_bytes
 
 NAME_MIN = 2
@@ -278,6 +279,12 @@ class PaintingCatalog:
         contains = [n for n in names if typed_key in n.casefold() and n not in starts]
         return (starts + contains)[:limit]
 
+    async def exists(self, guild_id: int | None, name: str) -> bool:
+        """Whether ``name`` is a painting here (cheap: nothing is decoded)."""
+        if find_builtin(name) is not None:
+            return True
+        return guild_id is not None and await self.store.get(guild_id, name) is not None
+
     async def resolve(self, guild_id: int | None, name: str) -> Painting:
         """The painting called ``name`` here, decoded; UnknownPainting (with close names) when there is none."""
         builtin = find_builtin(name)
@@ -311,3 +318,9 @@ class PaintingCatalog:
         if close:
             text += " Did you mean " + " or ".join(f"**{c}**" for c in close) + "?"
         return text + " `/style-gallery list` shows them all.", close
+
+
+async def painting_sources(catalog: PaintingCatalog, guild_id: int | None, names: Sequence[str]) -> list[ImageInput]:
+    """The named paintings as a request's decoded inputs (the job holds the pixels, so a painting removed while the
+    job waits does not affect it). Raises UnknownPainting."""
+    return [ImageInput(p.name, p.image) for p in [await catalog.resolve(guild_id, n) for n in names]]

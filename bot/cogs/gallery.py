@@ -13,21 +13,28 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
+from bot.delivery import MessageReporter
 from bot.downloads import DownloadError, download
 from bot.gallery import (
     GalleryEntry,
     GalleryError,
     GalleryStore,
+    PaintingCatalog,
+    UnknownPainting,
     prepare_upload,
     validate_name,
 )
 from bot.gallery_builtin import BUILTINS
+from bot.gallery_picker import StylizePicker
 from bot.gallery_sheet import SheetSection, decode_thumbs, gallery_sheet_jpeg
 from bot.limits import Limits
-from bot.policy import image_refusal
+from bot.parsing import StyleArgs
+from bot.policy import ImageInput, InputFile, Source, choose_preset, image_refusal
 from bot.render import COLOR_INFO, COLOR_OK, error_embed
+from bot.views import JobControls
 from nst_engine.errors import ImageError
 from nst_engine.images import ImageLimits, human_bytes
+from nst_engine.presets import PRESETS
 
 log = logging.getLogger(__name__)
 
@@ -255,3 +262,85 @@ def _clip_lines(lines: list[str], limit: int = 1000) -> str:
         out.append(line)
         used += len(line) + 1
     return "\n".join(out)
+
+
+# -- "Stylize" on any message ------------------------------------------------------------------------------
+
+NO_IMAGE = (
+    "That message has no image attached. Right-click a message that holds a picture (PNG, JPEG, WebP, GIF or BMP), "
+    "then **Apps → Stylize**."
+)
+
+
+def first_image(message: discord.Message) -> discord.Attachment | None:
+    """The message's first attachment that is a picture (by Discord's content type, or its pixel size)."""
+    for attachment in message.attachments:
+        ctype = (attachment.content_type or "").split(";")[0].strip().lower()
+        if ctype.startswith("image/") or (not ctype and attachment.width):
+            return attachment
+    return None
+
+
+class ReplyReporter(MessageReporter):
+    """Status and result as replies to ``message``, for ``user`` (who asked from the message's menu)."""
+
+    def __init__(self, message: discord.Message, user: discord.User | discord.Member) -> None:
+        super().__init__(message)
+        self.user = user
+
+
+class StylizeCog(commands.Cog):
+    """The message context-menu command "Stylize": pick a painting and a preset, and the message's picture is
+    painted in a reply to it."""
+
+    def __init__(self, settings: Settings, jobs: JobControls, catalog: PaintingCatalog, limits_for: LimitsLookup,
+                 tree: app_commands.CommandTree) -> None:
+        self.settings = settings
+        self.jobs = jobs
+        self.catalog = catalog
+        self.limits_for = limits_for
+        self.tree = tree
+        self.menu = app_commands.ContextMenu(name="Stylize", callback=self.stylize)
+
+    async def cog_load(self) -> None:
+        self.tree.add_command(self.menu)
+
+    async def cog_unload(self) -> None:
+        self.tree.remove_command(self.menu.name, type=self.menu.type)
+
+    async def stylize(self, interaction: discord.Interaction, message: discord.Message) -> None:
+        image = first_image(message)
+        if image is None:
+            await interaction.response.send_message(embed=error_embed(NO_IMAGE), ephemeral=True)
+            return
+        guild_id = interaction.guild.id if interaction.guild else None
+        limits = await self.limits_for(guild_id)
+        presets = [(p, f"{p}: {PRESETS[p].description}"[:100]) for p in limits.allowed_presets]
+
+        async def go(click: discord.Interaction, painting_name: str, preset: str) -> None:
+            await self._start(click, message, image, painting_name, preset)
+
+        picker = StylizePicker(
+            user_id=interaction.user.id, paintings=await self.catalog.names(guild_id), presets=presets,
+            default_preset=choose_preset(None, limits), on_go=go,
+        )
+        await interaction.response.send_message(
+            f"Stylize `{image.filename}`: choose a painting and a preset, then press **Stylize**.", view=picker,
+            ephemeral=True,
+        )
+
+    async def _start(self, interaction: discord.Interaction, message: discord.Message, image: discord.Attachment,
+                     painting_name: str, preset: str) -> None:
+        guild_id = interaction.guild.id if interaction.guild else None
+        try:
+            painting = await self.catalog.resolve(guild_id, painting_name)
+        except UnknownPainting as exc:  # removed since the picker opened
+            await interaction.response.edit_message(content=None, embed=error_embed(str(exc)), view=None)
+            return
+        await interaction.response.edit_message(
+            content=f"Painting `{image.filename}` in the style of **{painting.name}** ({preset}): the result will be "
+            f"a reply to {message.jump_url}.",
+            view=None,
+        )
+        sources: list[Source] = [InputFile.from_attachment(image), ImageInput(painting.name, painting.image)]
+        self.jobs.submit(ReplyReporter(message, interaction.user), sources, StyleArgs(preset=preset))

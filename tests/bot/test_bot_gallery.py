@@ -34,9 +34,9 @@ from nst_engine.images import ImageLimits
 LIMITS = ImageLimits(max_bytes=8 * 1024 * 1024, max_pixels=16_000_000)
 
 
-def picture(width: int = 300, height: int = 200, colour: tuple[int, int, int] = (200, 40, 40)) -> bytes:
+def picture(width: int = 300, height: int = 200, color: tuple[int, int, int] = (200, 40, 40)) -> bytes:
     im = Image.effect_noise((width, height), 60).convert("RGB")
-    im = Image.blend(im, Image.new("RGB", (width, height), colour), 0.5)
+    im = Image.blend(im, Image.new("RGB", (width, height), color), 0.5)
     for x in range(0, width, 10):  # some texture
         for y in range(height):
             im.putpixel((x, y), (20, 20, 200))
@@ -63,8 +63,8 @@ async def db(tmp_path):
     await database.close()
 
 
-def prepared(colour=(200, 40, 40), size=(300, 200)):
-    return prepare_upload(picture(*size, colour=colour), limits=LIMITS, max_side=1024)
+def prepared(color=(200, 40, 40), size=(300, 200)):
+    return prepare_upload(picture(*size, color=color), limits=LIMITS, max_side=1024)
 
 
 # -- names -------------------------------------------------------------------------------------------------
