@@ -168,3 +168,12 @@ async def test_stylize_on_a_message_with_an_image_and_on_one_without(fake, tmp_p
         record = await fake.invoke_message_command("Stylize", words, user=fake.member)
         text = await answered(fake, record)
         assert "has no image" in text and record.original.ephemeral
+
+
+async def test_help_shows_the_paintings_on_hand(fake, tmp_path, pool):
+    async with running_bot(fake, make_settings(tmp_path), pool):
+        record = await fake.invoke_slash("style-help", channel=fake.dm_channel)
+        text = await answered(fake, record)
+        assert "Paintings on hand" in text and "`/style content:<image> painting:<name>`" in text
+        assert "`!style starry night balanced`" in text and "**Apps → Stylize**" in text
+        assert "Starry Night, The Scream, The Shipwreck, Woman with a Hat" in text and "/style-gallery add" in text
