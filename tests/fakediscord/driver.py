@@ -49,6 +49,10 @@ def _infer_type(value: Any) -> int:
     return STRING
 
 
+def _guild_id(channel: FakeChannel) -> int | None:
+    return channel.guild.id if channel.guild is not None else None
+
+
 class DriverMixin:
     """Mixed into FakeDiscord; `self` is the FakeDiscord."""
 
@@ -96,8 +100,8 @@ class DriverMixin:
 
     # ------------------------------------------------------------------ interactions
     def _interaction_base(self: FakeDiscord, kind: str, itype: int, user: FakeUser, channel: FakeChannel,
-                          data: dict[str, Any]) -> InteractionRecord:
-        iid, token = snowflake(), "aW50ZXJhY3Rpb24" + secrets.token_urlsafe(40)
+                          data: dict[str, Any], *, age: float = 0.0) -> InteractionRecord:
+        iid, token = snowflake(age=age), "aW50ZXJhY3Rpb24" + secrets.token_urlsafe(40)
         payload: dict[str, Any] = {
             "id": str(iid),
             "application_id": str(self.application_id),
@@ -120,14 +124,14 @@ class DriverMixin:
                 "guild_id": str(channel.guild.id),
                 "guild": {"id": str(channel.guild.id), "locale": "en-US", "features": []},
                 "guild_locale": "en-US",
-                "member": member.payload(with_permissions=True),
+                "member": member.payload(with_permissions=True, channel=channel),
                 "authorizing_integration_owners": {"0": str(channel.guild.id)},
                 "context": 0,
             })
         else:
             payload.update({"user": user.payload(), "context": 1,
                             "authorizing_integration_owners": {"0": str(user.id)}})
-        rec = InteractionRecord(iid, token, kind, user, channel, payload, time.monotonic())
+        rec = InteractionRecord(iid, token, kind, user, channel, payload, time.monotonic(), age=age)
         self.interactions.append(rec)
         return rec
 
@@ -145,8 +149,14 @@ class DriverMixin:
 
     async def invoke_slash(self: FakeDiscord, name: str, options: dict[str, Any] | None = None,
                            user: FakeUser | None = None, channel: FakeChannel | None = None, *,
-                           subcommand: str | None = None, group: str | None = None) -> InteractionRecord:
-        """A user runs `/name [group] [subcommand] options...`; dispatched as INTERACTION_CREATE (type 2)."""
+                           subcommand: str | None = None, group: str | None = None,
+                           age: float = 0.0) -> InteractionRecord:
+        """A user runs `/name [group] [subcommand] options...`; dispatched as INTERACTION_CREATE (type 2).
+
+        ``age``: seconds the interaction is already old (its id, hence discord.py's ``interaction.created_at``, is
+        backdated, and the fake's token clock counts it; the 3 s acknowledgement clock starts now). Tests a bot's
+        own 15-minute token clock without waiting 15 minutes.
+        """
         user = user or self.member
         channel = channel or self.channel
         options = options or {}
@@ -171,9 +181,9 @@ class DriverMixin:
             data["resolved"] = resolved
         if cmd is not None and cmd.guild_id is not None:
             data["guild_id"] = str(cmd.guild_id)
-        rec = self._interaction_base("slash", 2, user, channel, data)
+        rec = self._interaction_base("slash", 2, user, channel, data, age=age)
         rec.name = name
-        await self.gateway.dispatch("INTERACTION_CREATE", rec.payload)
+        await self.gateway.dispatch("INTERACTION_CREATE", rec.payload, guild_id=_guild_id(rec.channel))
         self._notify()
         return rec
 
@@ -220,7 +230,7 @@ class DriverMixin:
         return {"name": name, "type": otype, "value": value}
 
     async def click_button(self: FakeDiscord, message: FakeMessage, custom_id: str, user: FakeUser | None = None,
-                           *, values: list[str] | None = None) -> InteractionRecord:
+                           *, values: list[str] | None = None, age: float = 0.0) -> InteractionRecord:
         """A user clicks a button (or picks `values` in a select) on a bot message; INTERACTION_CREATE type 3."""
         user = user or self.member
         self._mark_action()
@@ -235,10 +245,10 @@ class DriverMixin:
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": int(comp.get("type", 2))}
         if values is not None:
             data["values"] = values
-        rec = self._interaction_base("button", 3, user, message.channel, data)
+        rec = self._interaction_base("button", 3, user, message.channel, data, age=age)
         rec.custom_id, rec.message = custom_id, message
         rec.payload["message"] = message.payload()
-        await self.gateway.dispatch("INTERACTION_CREATE", rec.payload)
+        await self.gateway.dispatch("INTERACTION_CREATE", rec.payload, guild_id=_guild_id(rec.channel))
         self._notify()
         return rec
 
@@ -270,7 +280,7 @@ class DriverMixin:
         if opened_by.message is not None:
             rec.message = opened_by.message
             rec.payload["message"] = opened_by.message.payload()
-        await self.gateway.dispatch("INTERACTION_CREATE", rec.payload)
+        await self.gateway.dispatch("INTERACTION_CREATE", rec.payload, guild_id=_guild_id(rec.channel))
         self._notify()
         return rec
 
