@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -51,9 +52,20 @@ async def handle(fake: FakeDiscord, request: web.Request) -> web.StreamResponse:
         headers["Content-Length"] = str(declared)
     resp = web.StreamResponse(status=200, headers=headers)
     rec.status = 200
+    if kind == "huge":
+        # A small send buffer keeps ``body_sent`` close to what the client really read (the kernel would
+        # otherwise accept megabytes on loopback that nobody reads).
+        sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
     await resp.prepare(request)
     sent = 0
     try:
+        if fault is not None and fault.body_delay:
+            # (a StreamResponse sends its headers at prepare())
+            await asyncio.sleep(fault.body_delay)
+            if request.transport is None or request.transport.is_closing():
+                raise ConnectionResetError("the client closed the connection before the body")
         while sent < send:
             n = min(CHUNK, send - sent)
             if kind == "huge":
@@ -62,9 +74,10 @@ async def handle(fake: FakeDiscord, request: web.Request) -> web.StreamResponse:
                 chunk = body[sent:sent + n]
             await resp.write(chunk)
             sent += n
+            rec.body_sent = sent
             if fault is not None and fault.chunk_delay:
                 await asyncio.sleep(fault.chunk_delay)
-    except (ConnectionResetError, asyncio.CancelledError) as exc:
+    except (ConnectionError, asyncio.CancelledError) as exc:
         # the downloader gave up (size cap, timeout): that is the behaviour under test, not an error
         log.info("cdn: client stopped reading %s after %d bytes (%r)", att.filename, sent, exc)
         if isinstance(exc, asyncio.CancelledError):
