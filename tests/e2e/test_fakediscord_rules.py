@@ -65,7 +65,8 @@ async def test_content_over_2000_characters_is_refused(fake_discord: FakeDiscord
 
 async def test_empty_and_blank_messages_are_refused(fake_discord: FakeDiscord) -> None:
     fake = fake_discord
-    for payload in ({}, {"content": ""}, {"content": "   \n"}, {"embeds": []}):
+    payloads: list[dict[str, Any]] = [{}, {"content": ""}, {"content": "   \n"}, {"embeds": []}]
+    for payload in payloads:
         status, body = await post(fake, payload)
         assert (status, body["code"]) == (400, 50006), payload
         assert body["message"] == "Cannot send an empty message"

@@ -266,7 +266,7 @@ class DriverMixin:
                 return {"type": 1, "components": [fill(c) for c in comp.get("components", [])]}
             if comp.get("type") == 18:
                 return {"type": 18, "component": fill(comp["component"])}
-            cid = comp.get("custom_id")
+            cid = str(comp.get("custom_id"))
             seen.append(cid)
             return {"type": comp.get("type", 4), "custom_id": cid, "value": values.get(cid, comp.get("value") or "")}
 

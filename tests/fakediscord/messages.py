@@ -67,7 +67,7 @@ def store_files(fake: FakeDiscord, channel: FakeChannel, payload: dict[str, Any]
     for pos, f in enumerate(files):
         m = _FILE_FIELD.match(f.field)
         by_index[int(m.group(1)) if m else pos] = f
-    meta = payload.get("attachments")
+    meta: list[dict[str, Any]] | None = payload.get("attachments")
     if meta is None:
         # no attachments array: keep the old ones, append every uploaded file
         meta = [{"id": a.id} for a in existing] + [{"id": i} for i in sorted(by_index)]
@@ -81,10 +81,11 @@ def store_files(fake: FakeDiscord, channel: FakeChannel, payload: dict[str, Any]
         elif ident in by_index:
             up = by_index[ident]
             used.add(ident)
-            filename = item.get("filename") or up.filename
+            filename = str(item.get("filename") or up.filename)
             att = fake.make_attachment(channel, FileSpec(filename, up.data, _ctype(up, filename)),
                                        ephemeral=ephemeral)
-            att.description = item.get("description")
+            description = item.get("description")
+            att.description = description if isinstance(description, str) else None
             result.append(att)
         else:
             raise rules.invalid_form("attachments", "ATTACHMENT_NOT_FOUND",

@@ -125,8 +125,9 @@ class FakeDiscord(DriverMixin):
         site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
         server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+        sockets = getattr(server, "sockets", None)
+        assert sockets
+        self.port = sockets[0].getsockname()[1]
         log.info("fake discord listening on %s", self.base_url)
 
     async def stop(self) -> None:
