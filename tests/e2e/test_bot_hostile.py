@@ -287,3 +287,21 @@ async def test_a_failed_download_is_refused_without_waiting_for_a_stalled_one(fa
         await fake.post_message(fake.channel, fake.member, "!style", attachments=[missing, stalled])
         msg = await fake.wait_for_message(fake.channel, is_error, timeout=5)  # well before the 15 s stall ends
         assert "gone.png" in embed_text(msg)
+
+
+async def test_without_embed_links_refusals_and_results_still_say_their_text(fake, tmp_path, pool):
+    """Rule: without Embed Links Discord drops embeds silently (an embed-only message is then refused as empty);
+    the user must still read why a request was refused, and the result's loss summary."""
+    fake.set_permissions(fake.channel, fake.bot_role, deny=Perm.EMBED_LINKS)
+    async with running_bot(fake, make_settings(tmp_path), pool):
+        await fake.post_message(fake.channel, fake.member, "!style", attachments=[("only.png", png())])
+        refusal = await fake.wait_for_message(fake.channel, lambda m: "only one file (`only.png`)" in m.content,
+                                              timeout=10)
+        assert refusal.embeds == [] and "Can't do that" in refusal.content
+        await fake.post_message(fake.channel, fake.member, "!style", attachments=images(15))
+        result = await fake.wait_for_message(fake.channel, lambda m: any(a.filename.startswith("styled.")
+                                                                         for a in m.attachments), timeout=60)
+        assert result.embeds == [] and "Loss (start → end)" in result.content and "Preset" in result.content
+        assert fake.member in result.mentions
+        assert not any(r.error_code == 50006 for r in fake.requests)
+        no_traceback(fake)
