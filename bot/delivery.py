@@ -45,12 +45,14 @@ def missing_permission(channel: discord.abc.Messageable, *, files: bool) -> str:
     return "the permissions it needs"
 
 
-def can_embed(channel: discord.abc.Messageable) -> bool:
-    """Whether the bot may embed in ``channel``: without Embed Links Discord drops embeds silently."""
+def drops_embeds(channel: discord.abc.Messageable) -> bool:
+    """Whether a message the bot may post in ``channel`` loses its embeds: Discord drops them silently without
+    Embed Links. (Without Send Messages the message goes to the user's DMs instead, where embeds work.)"""
     guild = getattr(channel, "guild", None)
     if guild is None or not hasattr(channel, "permissions_for"):
-        return True
-    return channel.permissions_for(guild.me).embed_links
+        return False
+    perms = channel.permissions_for(guild.me)
+    return perms.send_messages and not perms.embed_links
 
 
 def embed_as_text(embed: discord.Embed) -> str:
@@ -102,7 +104,7 @@ class Reporter:
         view: discord.ui.View | None, reference: discord.MessageReference | None = None,
     ) -> discord.Message:
         """Post in the channel; where Discord forbids it (missing permissions), post in the user's DMs."""
-        if embeds and not can_embed(self.channel):
+        if embeds and drops_embeds(self.channel):
             content, embeds = with_embed_text(content, embeds), []
         kwargs: dict = {"content": content, "embeds": embeds}
         if view is not None:
@@ -218,7 +220,7 @@ class MessageReporter(Reporter):
         self._note: str | None = None  # why we answer in DMs, kept at the top of the status there
 
     async def status(self, content=None, *, embed=None, view=None, files=()) -> None:
-        if embed is not None and not can_embed(self.channel):
+        if embed is not None and drops_embeds(self.channel):
             content, embed = with_embed_text(content, [embed]), None
         if self._note:
             content = f"{self._note}\n{content}" if content else self._note

@@ -21,7 +21,8 @@ async def server():
     async def counted(request, *, declare: bool):
         """HUGE bytes in 64 KiB chunks, counting what the client accepted; a small send buffer so the kernel
         does not swallow megabytes nobody reads. ``declare``: a Content-Length, and a pause after the headers in
-        which a client that refuses on the length alone is gone before the first body byte."""
+        which a client that refuses on the length alone hangs up before the first body byte (the pause ends
+        as soon as it does; a client waiting for the body gets it after 5 s)."""
         key = request.path
         sent[key] = 0
         headers = {"Content-Length": str(HUGE)} if declare else {}
@@ -30,9 +31,10 @@ async def server():
         await resp.prepare(request)
         try:
             if declare:
-                await asyncio.sleep(0.3)
-                if request.transport is None or request.transport.is_closing():
-                    return resp
+                for _ in range(500):
+                    if request.transport is None or request.transport.is_closing():
+                        return resp
+                    await asyncio.sleep(0.01)
             chunk = b"x" * 65536
             while sent[key] < HUGE:
                 await resp.write(chunk)

@@ -74,7 +74,7 @@ async def test_bad_inputs_are_refused_with_specific_messages(fake, tmp_path, poo
             ("slow", {"delay": 3.0}, "slow.png", "Downloading `slow.png` took longer than 1 s"),
             ("truncated", {"send_bytes": 100}, "cut.png", "download of `cut.png` was cut off"),
             ("huge", {"size": 5_000_000, "lie_length": -1}, "endless.png", "`endless.png` is larger than the 51.2 KB limit"),
-            ("huge", {"size": 5_000_000, "body_delay": 0.5}, "declared.png",
+            ("huge", {"size": 5_000_000, "body_delay": 5.0}, "declared.png",
              "`declared.png` is larger than the 51.2 KB limit"),
         ]:
             att = fake.make_attachment(fake.channel, FileSpec(name, png(seed=3)))

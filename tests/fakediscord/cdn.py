@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -62,10 +63,13 @@ async def handle(fake: FakeDiscord, request: web.Request) -> web.StreamResponse:
     sent = 0
     try:
         if fault is not None and fault.body_delay:
-            # (a StreamResponse sends its headers at prepare())
-            await asyncio.sleep(fault.body_delay)
-            if request.transport is None or request.transport.is_closing():
-                raise ConnectionResetError("the client closed the connection before the body")
+            # The headers are out (a StreamResponse sends them at prepare()); give the client up to body_delay
+            # to hang up on them, as one that checks Content-Length against its cap does.
+            deadline = time.monotonic() + fault.body_delay
+            while time.monotonic() < deadline:
+                if request.transport is None or request.transport.is_closing():
+                    raise ConnectionResetError("the client closed the connection before the body")
+                await asyncio.sleep(0.01)
         while sent < send:
             n = min(CHUNK, send - sent)
             if kind == "huge":

@@ -314,8 +314,8 @@ class CdnFault:
     content_type: str | None = None
     size: int | None = None
     lie_length: int | None = None
-    #: seconds between the response headers and the first body byte (a client that stops at the headers, e.g.
-    #: on a Content-Length over its cap, is gone by then: the request records ``body_sent == 0``)
+    #: up to this many seconds between the response headers and the first body byte, cut short when the client
+    #: hangs up (as one that refuses a Content-Length over its cap does: the request records ``body_sent == 0``)
     body_delay: float = 0.0
 
 
