@@ -59,9 +59,9 @@ async def handle(fake: FakeDiscord, request: web.Request) -> web.StreamResponse:
         sock = request.transport.get_extra_info("socket") if request.transport is not None else None
         if sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
-    await resp.prepare(request)
     sent = 0
     try:
+        await resp.prepare(request)
         if fault is not None and fault.body_delay:
             # The headers are out (a StreamResponse sends them at prepare()); give the client up to body_delay
             # to hang up on them, as one that checks Content-Length against its cap does.
@@ -92,5 +92,8 @@ async def handle(fake: FakeDiscord, request: web.Request) -> web.StreamResponse:
         if request.transport is not None:
             request.transport.close()
         return resp
-    await resp.write_eof()
+    try:
+        await resp.write_eof()
+    except ConnectionError:  # the client hung up after the last byte
+        pass
     return resp
