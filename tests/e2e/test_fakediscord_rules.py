@@ -6,6 +6,7 @@ client sees the same (its HTTPException text flattens the error paths: ``In embe
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -458,6 +459,7 @@ async def test_shards_get_their_guilds_only(fake_discord: FakeDiscord) -> None:
             break
         guild = fake.add_guild(f"g{i}", fake.owner)
         fake.add_member(guild, fake.bot_user)
+        await asyncio.sleep(0.002)  # the next id lands in another millisecond
     status, body = await api(fake, "GET", "/gateway/bot")
     assert status == 200 and body["shards"] == 2
     for shard_id in (0, 1):
