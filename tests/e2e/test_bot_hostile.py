@@ -154,7 +154,8 @@ async def test_rate_limited_edits_still_deliver(fake, tmp_path, pool):
     async with running_bot(fake, make_settings(tmp_path), pool, engine_overrides={"size": 48, "iterations": 40}):
         fake.rate_limit(r"PATCH /channels/\d+/messages/\d+", count=4, retry_after=0.2)
         user_msg = await fake.post_message(fake.channel, fake.member, "!style", attachments=images(5))
-        await fake.wait_for_message(fake.channel, is_result, timeout=60)
+        # 40 iterations take a while on a busy 2-core machine: a generous bound, not a speed test
+        await fake.wait_for_message(fake.channel, is_result, timeout=180)
         status = next(m for m in fake.bot_messages(fake.channel) if m.reference_id == user_msg.id)
         await fake.wait_for(lambda: status.content.startswith("Done"), timeout=10, what="status says Done")
         assert any(r.status == 429 for r in fake.requests)
