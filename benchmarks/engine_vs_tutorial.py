@@ -31,7 +31,7 @@ from benchmarks.common import IMAGES, ROOT, WEIGHTS, best_time, load_note, need_
 from benchmarks.tutorial_recipe import TutorialNet, TutorialResult, run_tutorial_recipe
 from nst_engine import PRESETS, evaluate_losses, load_vgg, stylize
 from nst_engine.device import bf16_supported
-from nst_engine.engine import _Objective, _resize, _style_at, _StyleTargets, _to_tensor, check_options, plan_scales
+from nst_engine.engine import _Objective, _resize, _StyleTargets, _to_tensor, check_options, plan_scales
 from nst_engine.presets import STYLE_LAYERS
 from nst_engine.style_cache import StyleTargetCache
 from nst_engine.types import StyleOptions
@@ -110,8 +110,7 @@ def _engine_eval(model: VGGFeatures, content: Image.Image, style: Image.Image, s
     """One evaluation of the engine's objective and its gradient at ``size`` (balanced weights)."""
     settings = check_options(StyleOptions(), 1)
     content_t = _resize(_to_tensor(content, model.device), *size)
-    style_t = _style_at(_to_tensor(style, model.device), max(size), 1.0)
-    grams = [_StyleTargets(model, [style], use_bf16, None).grams(0, style_t)]
+    grams = [_StyleTargets(model, [style], use_bf16, None).grams(0, _to_tensor(style, model.device), max(size), 1.0)]
     objective = _Objective(model, content_t, grams, settings, use_bf16)
     x = content_t.contiguous(memory_format=torch.channels_last)
 
@@ -128,13 +127,12 @@ def _target_seconds(model: VGGFeatures, style: Image.Image, size: int, use_bf16:
     settings = check_options(StyleOptions(size=size), 1)
     scales = plan_scales(*content_size, settings)
     style_full = _to_tensor(style, model.device)
-    resized = [_style_at(style_full, max(s.width, s.height), 1.0) for s in scales]
     cache = StyleTargetCache()
 
     def targets(store: StyleTargetCache | None) -> None:
         got = _StyleTargets(model, [style], use_bf16, store)  # includes the digest of the style's pixels
-        for tensor in resized:
-            got.grams(0, tensor)
+        for scale in scales:
+            got.grams(0, style_full, max(scale.width, scale.height), 1.0)
 
     cold = best_time(lambda: targets(None), repeats)
     targets(cache)

@@ -3,7 +3,8 @@
 Gatys et al. (arXiv 1508.06576): optimise the pixels of an image so that its VGG19 features match the content image
 at relu4_2 and its Gram matrices match the style image(s) at relu1_1..relu5_1, plus a total-variation term. This
 implementation works coarse to fine (each scale starts from the upsampled result of the previous one), runs the VGG
-passes in bfloat16 with channels-last layout where that is fast, and keeps Gram matrices and losses in float32.
+passes in bfloat16 (a bfloat16 copy of the weights) with channels-last layout where that is fast, sums every loss in
+float32, and keeps each style image's Gram targets per size in a bounded per-process cache (``style_cache``).
 """
 
 from __future__ import annotations
@@ -203,12 +204,17 @@ def _resize(tensor: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return out.clamp(0, 1)
 
 
-def _style_at(style: torch.Tensor, output_side: int, style_scale: float) -> torch.Tensor:
-    """The style image resized so its long side is ``style_scale`` times the output's, keeping its aspect ratio;
-    never so small that its short side drops under MIN_SIDE (VGG's deepest layer would see nothing)."""
-    height, width = style.shape[-2:]
+def _style_size(width: int, height: int, output_side: int, style_scale: float) -> tuple[int, int]:
+    """Working size of a (width, height) style image: its long side ``style_scale`` times the output's, aspect ratio
+    kept, never so small that its short side drops under MIN_SIDE (VGG's deepest layer would see nothing)."""
     long_side = max(round(output_side * style_scale), math.ceil(MIN_SIDE * max(width, height) / min(width, height)))
-    return _resize(style, *_fit(width, height, long_side))
+    return _fit(width, height, long_side)
+
+
+def _style_at(style: torch.Tensor, output_side: int, style_scale: float) -> torch.Tensor:
+    """The style image resized to its working size (``_style_size``)."""
+    height, width = style.shape[-2:]
+    return _resize(style, *_style_size(width, height, output_side, style_scale))
 
 
 def _cl(tensor: torch.Tensor) -> torch.Tensor:
@@ -277,13 +283,19 @@ class _StyleTargets:
         self.digests = [image_digest(s) for s in styles] if cache is not None else []
         self.weights = model.weights_key() if cache is not None else None
 
-    def grams(self, index: int, style: torch.Tensor, cacheable: bool = True) -> Grams:
-        """Targets of style image ``index``, given as ``style`` (resized for this scale)."""
-        if self.cache is None or not cacheable:
-            return _style_grams(self.model, style, self.use_bf16)
-        # The resized tensor's size stands for output size x style_scale: the resize is a function of the two.
-        key = (self.digests[index], tuple(style.shape[-2:]), self.use_bf16, self.weights, STYLE_LAYERS)
-        return self.cache.get_or_compute(key, lambda: _style_grams(self.model, style, self.use_bf16))
+    def grams(self, index: int, style: torch.Tensor, output_side: int, style_scale: float) -> Grams:
+        """Targets of style image ``index`` (``style``, at full size) for an output whose long side is
+        ``output_side``. A cache hit costs no resize and no VGG pass."""
+        height, width = style.shape[-2:]
+        size = _style_size(width, height, output_side, style_scale)
+
+        def compute() -> Grams:
+            return _style_grams(self.model, _resize(style, *size), self.use_bf16)
+
+        if self.cache is None:
+            return compute()
+        key = (self.digests[index], size, self.use_bf16, self.weights, STYLE_LAYERS)
+        return self.cache.get_or_compute(key, compute)
 
 
 def _terms(values: dict[str, float]) -> LossTerms:
@@ -522,12 +534,13 @@ def stylize(
     image: torch.Tensor | None = None
     for index, scale in enumerate(scales):
         content_s = _resize(content_full, scale.width, scale.height)
-        styles_s = [_style_at(s, max(scale.width, scale.height), opts.style_scale) for s in style_full]
-        if opts.preserve_colors:
-            styles_s = [color.match_luminance(s, content_s) for s in styles_s]
+        side = max(scale.width, scale.height)
+        if opts.preserve_colors:  # the styles' luminance is matched to this content: targets for this job only
+            styles_s = [color.match_luminance(_style_at(s, side, opts.style_scale), content_s) for s in style_full]
+            grams = [_style_grams(model, s, use_bf16) for s in styles_s]
             content_s = color.grey_rgb(content_s)
-        # With preserve_colors the style's luminance is matched to this content: not reusable by other jobs.
-        grams = [targets.grams(i, s, cacheable=not opts.preserve_colors) for i, s in enumerate(styles_s)]
+        else:
+            grams = [targets.grams(i, s, side, opts.style_scale) for i, s in enumerate(style_full)]
         objective = _Objective(model, content_s, grams, settings, use_bf16)
         if image is None:
             if opts.init == "noise":
