@@ -68,7 +68,7 @@ def contact_sheet(model: VGGFeatures, size: int | None, iterations: int | None) 
         for painting_path in paintings:
             image, seconds = _run(model, photo, open_rgb(painting_path), size, iterations)
             print(f"  {photo_path.stem} x {painting_path.stem}: {seconds:.1f} s", flush=True)
-            row.append(_tile(image, f"{image.width}x{image.height}, {seconds:.0f} s"))
+            row.append(_tile(image, f"{image.width}x{image.height}"))
         rows.append(row)
     return _grid(rows)
 

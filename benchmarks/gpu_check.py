@@ -60,7 +60,7 @@ class Plan:
     @classmethod
     def quick(cls) -> Plan:
         return cls(pass_sides=(64, 96), presets=(("fast", 64), ("balanced", 96)), iterations=2, bound_size=96,
-                   pool_size=64, oom_size=1024, repeats=2, compile=False)  # fmt: skip
+                   pool_size=64, oom_size=512, repeats=2, compile=False)  # fmt: skip
 
 
 @dataclass
@@ -151,11 +151,10 @@ def _peak_bytes(device: torch.device) -> Callable[[], int]:
 
 
 def check_presets(report: Report, model: VGGFeatures, plan: Plan, content: Image.Image, style: Image.Image,
-                  deadline: float) -> float:  # fmt: skip
-    """Returns the largest peak bytes per output megapixel seen (for the out-of-memory section)."""
-    report("\n(2) presets end to end (style targets computed afresh), peak memory per output megapixel")
+                  deadline: float) -> None:  # fmt: skip
+    report("\n(2) presets end to end (style targets computed afresh), peak memory per output megapixel"
+           + (" (CPU: growth of the peak RSS, 0 when below an earlier peak)" if model.device.type == "cpu" else ""))
     report(f"    {'preset':<9} {'size':>9} {'seconds':>8} {'iters':>6} {'prec':>5} {'MB/MP':>8}")
-    worst = 0.0
     for preset, size in plan.presets:
         if time.monotonic() > deadline - 90:
             report(f"    {preset:<9} skipped: time budget")
@@ -164,10 +163,8 @@ def check_presets(report: Report, model: VGGFeatures, plan: Plan, content: Image
         res = stylize(content, style, model=model, options=_job_options(plan, preset, size), style_cache=None)
         s = res.summary
         per_mp = peak() / (s.width * s.height / 1e6)
-        worst = max(worst, per_mp)
         report(f"    {preset:<9} {s.width:>4}x{s.height:<4} {s.seconds:>8.2f} {s.iterations:>6} {s.precision:>5} "
                f"{per_mp / 2**20:>8.0f}")  # fmt: skip
-    return worst
 
 
 def check_bf16_bound(report: Report, model: VGGFeatures, plan: Plan, content: Image.Image, style: Image.Image) -> bool:
@@ -225,41 +222,54 @@ def check_pool(report: Report, model: VGGFeatures, weights: str, plan: Plan, con
     asyncio.run(_pool_section(report, str(model.device), weights, plan, content, style, direct))
 
 
-def _oom_child(device: str, weights: str, size: int, cap_bytes: int, iterations: int | None) -> tuple[str, str]:
-    """In a fresh process: cap memory, then run a large job through the worker's own code (retry included)."""
+def _vm_peak() -> int:
+    """This process's peak virtual memory in bytes (Linux)."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmPeak:"):
+                return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmPeak in /proc/self/status")
+
+
+def _oom_child(device: str, weights: str, size: int) -> tuple[str, str]:
+    """In a fresh process: measure what the job needs at the retry size, cap memory a little above that, then run the
+    job at full size through the worker's own code, which must run out of memory and retry smaller."""
     from nst_engine.pool.wire import Done, JobSpec, RawImage
-    from nst_engine.pool.worker import run_job
+    from nst_engine.pool.worker import OOM_RETRY_FACTOR, run_job
 
     model = load_vgg(weights, device)
-    if model.device.type == "cuda":
-        total = torch.cuda.get_device_properties(model.device).total_memory
-        allowed = torch.cuda.memory_allocated(model.device) + cap_bytes
-        torch.cuda.set_per_process_memory_fraction(min(1.0, allowed / total), model.device)
-        cap = f"GPU memory capped at {allowed / 2**30:.2f} GiB"
-    else:  # the address space: every allocation beyond it fails as an out-of-memory error
-        with open("/proc/self/statm") as fh:
-            vsz = int(fh.read().split()[0]) * resource.getpagesize()
-        resource.setrlimit(resource.RLIMIT_AS, (vsz + cap_bytes, resource.RLIM_INFINITY))
-        cap = f"address space capped at {(vsz + cap_bytes) / 2**30:.2f} GiB"
     content, style = open_rgb(CONTENT), open_rgb(STYLE)
+    # One iteration per scale: memory does not depend on the number of iterations.
+    options = StyleOptions(preset="balanced", size=size, iterations=1)
+    retry = StyleOptions(preset="balanced", size=round(size * OOM_RETRY_FACTOR), iterations=1)
+    if model.device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(model.device)
+        stylize(content, style, model=model, options=retry, style_cache=None)
+        allowed = int(torch.cuda.max_memory_reserved(model.device) * 1.3)
+        total = torch.cuda.get_device_properties(model.device).total_memory
+        torch.cuda.set_per_process_memory_fraction(min(1.0, allowed / total), model.device)
+        cap = f"GPU memory capped at {allowed / 2**30:.2f} GiB (1.3x the retry size's peak)"
+    else:  # the address space: with freed memory kept (load_vgg), the retry reuses what the measurement used
+        stylize(content, style, model=model, options=retry, style_cache=None)
+        allowed = int(_vm_peak() * 1.1)
+        resource.setrlimit(resource.RLIMIT_AS, (allowed, resource.RLIM_INFINITY))
+        cap = f"address space capped at {allowed / 2**30:.2f} GiB (1.1x the retry size's peak)"
     spec = JobSpec(seq=1, job_id="oom-check", content=RawImage.from_pil(content), styles=(RawImage.from_pil(style),),
-                   options=StyleOptions(preset="balanced", size=size, iterations=iterations))  # fmt: skip
+                   options=options)  # fmt: skip
     outcome = run_job(spec, model=model, send=lambda _message: None, should_stop=lambda: False, progress_interval=1)
     if isinstance(outcome, Done):
         s = outcome.summary
         return cap, f"done at {s.width}x{s.height}; notes: {'; '.join(s.notes) or 'none'}"
-    return cap, f"failed: {outcome.error}"
+    return cap, f"failed: {outcome.error.message}"
 
 
-def check_oom(report: Report, device: str, weights: str, plan: Plan, per_mp: float) -> bool:
+def check_oom(report: Report, device: str, weights: str, plan: Plan) -> bool:
     content = open_rgb(CONTENT)
     final = plan_scales(content.width, content.height, check_options(StyleOptions(size=plan.oom_size), 1))[-1]
-    retry_mp = final.width * final.height * 0.7**2 / 1e6
-    cap = int(per_mp * retry_mp * 1.3) + (256 << 20 if device == "cpu" else 0)  # the retry fits, the job does not
-    report(f"\n(5) out-of-memory retry: balanced at {plan.oom_size} px ({final.width}x{final.height}) in a child "
-           f"process allowed {cap / 2**20:.0f} MB beyond the model")  # fmt: skip
+    report(f"\n(5) out-of-memory retry: balanced at {plan.oom_size} px ({final.width}x{final.height}), one iteration "
+           "per scale, in a child process capped just above what the retry size needs")  # fmt: skip
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-        capped, outcome = pool.submit(_oom_child, device, weights, plan.oom_size, cap, plan.iterations).result()
+        capped, outcome = pool.submit(_oom_child, device, weights, plan.oom_size).result()
     ok = outcome.startswith("done") and "retried at" in outcome
     report(f"    {capped}; {outcome} -> {'PASS' if ok else 'FAIL'}")
     return ok
@@ -291,12 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     content, style = open_rgb(CONTENT), open_rgb(STYLE)
     failures = 0
     wanted = set(args.sections)
-    per_mp = 0.0
     try:
         if 1 in wanted:
             check_passes(report, model, plan, deadline)
         if 2 in wanted:
-            per_mp = check_presets(report, model, plan, content, style, deadline)
+            check_presets(report, model, plan, content, style, deadline)
         if 3 in wanted:
             failures += not check_bf16_bound(report, model, plan, content, style)
         if 4 not in wanted:
@@ -308,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         if 5 not in wanted:
             pass
         elif time.monotonic() < deadline - 30:
-            failures += not check_oom(report, args.device, weights, plan, per_mp)
+            failures += not check_oom(report, args.device, weights, plan)
         else:
             report("\n(5) out-of-memory retry: skipped (time budget)")
     finally:
