@@ -2,7 +2,11 @@
 measured for each variant in its own fresh process, the variants interleaved round after round (a shared machine's
 load drifts; interleaving spreads it over all of them).
 
-    python -m benchmarks.cpu_levers [--side 512] [--rounds 3] [--compile]
+    python -m benchmarks.cpu_levers [--side 512] [--rounds 3] [--compile] [--cpu-time]
+
+--cpu-time runs every variant on one thread and times it by the CPU time it used (user + system, page faults
+included) rather than the wall clock: on a machine whose cores are oversubscribed by others, wall times of
+multi-threaded passes say more about the neighbours than about the code.
 
 Variants of the pass: autocast (the engine before) or a bfloat16 copy of the weights (now); glibc's default
 allocator or ``retain_freed_memory`` (now); optionally torch.compile of the bfloat16 trunk. Variants of the
@@ -16,6 +20,7 @@ import argparse
 import multiprocessing
 import resource
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 
 import torch
@@ -38,16 +43,26 @@ def _old_gram(features: torch.Tensor) -> torch.Tensor:
     return (flat @ flat.T) / (height * width)
 
 
-def measure_pass(weights: str, mode: str, retain: bool, side: int, repeats: int) -> tuple[float, float]:
+def _clock(cpu_time: bool):
+    if cpu_time:
+        torch.set_num_threads(1)
+        return time.process_time
+    return time.perf_counter
+
+
+def measure_pass(weights: str, mode: str, retain: bool, side: int, repeats: int, cpu_time: bool = False
+                 ) -> tuple[float, float]:  # fmt: skip
     """(best seconds, page faults per pass) in this fresh process."""
     from nst_engine.device import retain_freed_memory
+
+    clock = _clock(cpu_time)
     from nst_engine.weights import load_features
 
     if retain:
         retain_freed_memory()
     model = load_features(weights).to(memory_format=torch.channels_last)
     x = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0))
-    trunk = model.trunk(torch.bfloat16)
+    trunk: Callable[[torch.Tensor], torch.Tensor] = model.trunk(torch.bfloat16)
     if mode == "compiled":
         trunk = torch.compile(trunk)
 
@@ -65,15 +80,17 @@ def measure_pass(weights: str, mode: str, retain: bool, side: int, repeats: int)
     best, faults = float("inf"), 0
     for _ in range(repeats):
         before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        start = time.perf_counter()
+        start = clock()
         run()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
         faults += resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     return best, faults / repeats
 
 
-def measure_objective(weights: str, old_gram: bool, size: tuple[int, int], repeats: int) -> float:
+def measure_objective(weights: str, old_gram: bool, size: tuple[int, int], repeats: int, cpu_time: bool = False
+                      ) -> float:  # fmt: skip
     """Best seconds of one evaluation of the engine's objective + gradient (freed memory kept in both)."""
+    clock = _clock(cpu_time)
     import nst_engine.engine as engine
     from nst_engine import load_vgg
     from nst_engine.types import StyleOptions
@@ -95,9 +112,9 @@ def measure_objective(weights: str, old_gram: bool, size: tuple[int, int], repea
     run()
     best = float("inf")
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         run()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return best
 
 
@@ -108,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also torch.compile (about a minute to compile)")
+    parser.add_argument("--cpu-time", action="store_true", help="one thread, CPU seconds (for a loaded machine)")
     parser.add_argument("--weights", default=str(WEIGHTS))
     args = parser.parse_args(argv)
     weights = str(need_weights(args.weights))
@@ -115,18 +133,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.compile:
         variants[COMPILED] = ("compiled", True)
 
-    print(f"{load_note()}; {args.rounds} rounds, each variant in a fresh process")
+    unit = "CPU seconds on one thread" if args.cpu_time else "wall seconds, all threads"
+    print(f"{load_note()}; {args.rounds} rounds, each variant in a fresh process; {unit}")
     passes: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     objective: dict[bool, list[float]] = {True: [], False: []}
     ctx = multiprocessing.get_context("spawn")
     for _ in range(args.rounds):
         for name, (mode, retain) in variants.items():
             with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-                passes[name].append(pool.submit(measure_pass, weights, mode, retain, args.side, args.repeats).result())
+                passes[name].append(pool.submit(measure_pass, weights, mode, retain, args.side, args.repeats,
+                                                   args.cpu_time).result())
         for old in (True, False):
             with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-                objective[old].append(pool.submit(measure_objective, weights, old, tuple(args.size),
-                                                  args.repeats).result())  # fmt: skip
+                objective[old].append(pool.submit(measure_objective, weights, old, tuple(args.size), args.repeats,
+                                                  args.cpu_time).result())  # fmt: skip
     print(f"\none forward+backward through relu5_1 at {args.side} px (best over rounds; page faults per pass)")
     before = min(t for t, _ in passes[next(iter(variants))])
     for name, runs in passes.items():

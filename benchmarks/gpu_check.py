@@ -93,7 +93,7 @@ def _best(fn: Callable[[], object], device: torch.device, repeats: int) -> float
     return best
 
 
-def _pass(trunk: torch.nn.Module, model: VGGFeatures, side: int, dtype: torch.dtype, channels_last: bool):
+def _pass(trunk: Callable[[torch.Tensor], torch.Tensor], model: VGGFeatures, side: int, dtype: torch.dtype, channels_last: bool):
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     x = torch.rand(1, 3, side, side, device=model.device).contiguous(memory_format=fmt)
 
@@ -173,9 +173,8 @@ def check_bf16_bound(report: Report, model: VGGFeatures, plan: Plan, content: Im
     for precision in ("fp32", "bf16"):
         opts = _job_options(plan, "balanced", plan.bound_size, precision=precision)
         runs[precision] = stylize(content, style, model=model, options=opts, style_cache=None)
-    judge = {"model": model, "precision": "fp32", "preset": "balanced"}
-    fp32, _ = evaluate_losses(runs["fp32"].image, content, style, **judge)
-    bf16, _ = evaluate_losses(runs["bf16"].image, content, style, **judge)
+    fp32, _ = evaluate_losses(runs["fp32"].image, content, style, model=model, precision="fp32", preset="balanced")
+    bf16, _ = evaluate_losses(runs["bf16"].image, content, style, model=model, precision="fp32", preset="balanced")
     ok = bf16.total <= BF16_BOUND * fp32.total
     report(f"    fp32 {fp32.total:.4f} ({runs['fp32'].summary.seconds:.1f} s), bf16 {bf16.total:.4f} "
            f"({runs['bf16'].summary.seconds:.1f} s): ratio {bf16.total / fp32.total:.4f} -> "

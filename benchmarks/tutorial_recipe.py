@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -83,6 +84,9 @@ def trimmed_trunk(features: nn.Sequential) -> nn.Sequential:
 class TutorialNet(nn.Module):
     """Normalisation + the trimmed trunk, recording the conv outputs the tutorial's loss layers see."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, features: nn.Sequential) -> None:
         super().__init__()
         self.features = trimmed_trunk(features).to(memory_format=torch.contiguous_format)
@@ -130,8 +134,9 @@ def run_tutorial_recipe(
             image.clamp_(0, 1)
         optimizer.zero_grad()
         feats = net(image)
-        s = sum(F.mse_loss(_gram(feats[i]), style_targets[i]) for i in STYLE_CONVS)
-        c = sum(F.mse_loss(feats[i], content_targets[i]) for i in CONTENT_CONVS)
+        # Summed one by one in Python, as the tutorial's ``style_score += sl.loss`` does.
+        s = cast(torch.Tensor, sum(F.mse_loss(_gram(feats[i]), style_targets[i]) for i in STYLE_CONVS))
+        c = cast(torch.Tensor, sum(F.mse_loss(feats[i], content_targets[i]) for i in CONTENT_CONVS))
         loss = style_weight * s + content_weight * c
         loss.backward()
         evaluations[0] += 1

@@ -25,6 +25,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class VGGFeatures(nn.Module):
     """Frozen VGG19 trunk returning the activations of named ReLU layers for RGB input in [0, 1]."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, features: nn.Sequential, *, source: str) -> None:
         super().__init__()
         self.features = features

@@ -120,7 +120,11 @@ def test_cache_is_bounded_by_bytes_and_evicts_the_least_recently_used():
     calls: list[str] = []
 
     def make(name: str, nbytes: int = 1000):
-        return lambda: calls.append(name) or _grams(nbytes)
+        def compute() -> dict[str, torch.Tensor]:
+            calls.append(name)
+            return _grams(nbytes)
+
+        return compute
 
     for name in "abc":
         cache.get_or_compute(name, make(name))
