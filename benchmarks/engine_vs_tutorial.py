@@ -188,7 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
         baseline = pool.submit(run_baseline, str(weights), str(args.content), str(args.style), size, args.steps,
                                args.repeats, sides, not args.skip_tutorial).result()  # fmt: skip
-    print(f"  done; {baseline.load}")
+    passes = ", ".join(f"{side} px {t:.3f} s" for side, t in baseline.plain_pass.items())
+    recipe = f"; recipe {baseline.tutorial.seconds:.1f} s" if baseline.tutorial else ""
+    print(f"  done: plain float32 pass {passes}; recipe evaluation {baseline.recipe_eval:.3f} s{recipe}; {baseline.load}")
 
     model = load_vgg(weights, "cpu")
     use_bf16 = bf16_supported(model.device)
