@@ -118,6 +118,20 @@ def measure_objective(weights: str, old_gram: bool, size: tuple[int, int], repea
     return best
 
 
+def measure_recipe_eval(weights: str, size: tuple[int, int], repeats: int, cpu_time: bool = False) -> float:
+    """Best seconds of one closure of the tutorial's recipe at ``size`` (its five convolutions, Grams, losses,
+    backward), in a fresh process with PyTorch's defaults."""
+    from benchmarks.common import IMAGES, open_rgb, torchvision_scale
+    from benchmarks.engine_vs_tutorial import _recipe_eval
+    from nst_engine.weights import load_features
+
+    if cpu_time:
+        torch.set_num_threads(1)
+    features = torchvision_scale(load_features(weights).features).requires_grad_(False).eval()
+    content = open_rgb(IMAGES / "content" / "chelsea.png")
+    return _recipe_eval(features, content, size, repeats, clock=time.process_time if cpu_time else time.perf_counter)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--side", type=int, default=512)
@@ -126,6 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--compile", action="store_true", help="also torch.compile (about a minute to compile)")
     parser.add_argument("--cpu-time", action="store_true", help="one thread, CPU seconds (for a loaded machine)")
+    parser.add_argument("--recipe-only", action="store_true", help="only the tutorial recipe's cost per evaluation")
     parser.add_argument("--weights", default=str(WEIGHTS))
     args = parser.parse_args(argv)
     weights = str(need_weights(args.weights))
@@ -135,6 +150,13 @@ def main(argv: list[str] | None = None) -> None:
 
     unit = "CPU seconds on one thread" if args.cpu_time else "wall seconds, all threads"
     print(f"{load_note()}; {args.rounds} rounds, each variant in a fresh process; {unit}")
+    if args.recipe_only:
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            recipe = pool.submit(measure_recipe_eval, weights, tuple(args.size), args.repeats, args.cpu_time).result()
+        w, h = args.size
+        print(f"one closure of the tutorial recipe at {w}x{h} (5 convolutions, float32, NCHW): {recipe:.3f} s; "
+              f"its 320 evaluations: {320 * recipe:.0f} s\n{load_note()}")
+        return
     passes: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     objective: dict[bool, list[float]] = {True: [], False: []}
     ctx = multiprocessing.get_context("spawn")
