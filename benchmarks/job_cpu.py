@@ -1,9 +1,10 @@
 """One job end to end on one thread, timed in CPU seconds (a shared machine's load hardly changes them), with the
-picture saved and judged by the float32 yardstick. Compare engine versions by putting another one first on the path:
+picture saved and judged by the float32 yardstick. Compare engine versions by putting another one first on the path
+(from outside the checkout: ``python -m`` puts the current directory before PYTHONPATH; the engine's path is printed):
 
     python -m benchmarks.job_cpu --out out/now.png
     git archive <commit> nst_engine | tar -x -C /tmp/old
-    PYTHONPATH=/tmp/old:$PWD python -m benchmarks.job_cpu --out out/before.png
+    (cd /tmp && PYTHONPATH=/tmp/old:$OLDPWD python -m benchmarks.job_cpu --out $OLDPWD/out/before.png)
     python -m benchmarks.job_cpu --judge out/before.png out/now.png
 """
 
