@@ -71,7 +71,7 @@ def retain_freed_memory() -> bool:
 
     Every VGG pass on the CPU allocates a few hundred MB of fresh activations and gradients. glibc serves blocks
     over 32 MB (and, after a trim, smaller ones too) with new pages from the kernel, each of which page-faults and is
-    zeroed on first touch: at 512 px that is ~80,000 faults and a third of a pass's time. With mmap off and trimming
+    zeroed on first touch: at 512 px that was 55,000-90,000 faults and 15-25% of a pass's time. With mmap off and trimming
     off, freed blocks are reused by the next pass, and the process keeps its peak footprint (one job's worth), which
     a worker that runs job after job needs anyway. Done once per process; a no-op where the C library is not glibc.
     Returns whether the setting took effect.
