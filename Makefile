@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SHARED_WEIGHTS := ../shared/weights/vgg19_features_fp16.pth
 SHARED_IMAGES := ../shared/images
 
-.PHONY: install run test lint typecheck demo bench gallery-sheet clean
+.PHONY: install run test lint typecheck demo bench gallery gallery-sheet gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,14 @@ gallery-sheet: $(STAMP)
 		--painting "Coffee Break=$(SHARED_IMAGES)/content/coffee.png" \
 		--painting "Launch Day=$(SHARED_IMAGES)/content/rocket.jpg" \
 		--painting "Moonwalk=$(SHARED_IMAGES)/content/astronaut.png"
+
+# Contact sheet (4 photos x 4 paintings, balanced) and strength sheet into docs/images/: look before and after.
+gallery: $(STAMP)
+	$(BIN)/python -m benchmarks.gallery
+
+# Everything a GPU must prove, in one call (at most ~6 minutes); one line and exit 0 without a GPU.
+gpu-check: $(STAMP)
+	$(BIN)/python -m benchmarks.gpu_check --output out/gpu-check.txt
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache
