@@ -27,10 +27,11 @@ GENERIC_ERROR = "Something went wrong on my side. It has been logged; please try
 
 
 def build_backend(settings: Settings) -> StyleBackend:
-    """The default backend: a local process pool configured from the settings."""
-    from nst_engine.pool import ProcessPoolBackend
+    """The default backend: a local process pool or a Ray cluster (NST_BACKEND), configured from the settings."""
+    from nst_engine.pool import backend_from_env
 
-    return ProcessPoolBackend(
+    return backend_from_env(
+        settings.nst_backend, ray_address=settings.ray_address, cpus_per_worker=settings.nst_cpus_per_worker,
         workers=settings.nst_workers,
         device=settings.nst_device,
         weights=settings.nst_weights,

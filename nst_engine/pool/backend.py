@@ -8,7 +8,7 @@ polling, and the loop never blocks on a pipe. Jobs are sent from a small thread 
 Environment variables (read by ``ProcessPoolBackend.from_env``; keyword overrides win):
 
 ==========================  ===============================================================================
-``NST_WORKERS``             worker processes (default: one per visible CUDA device, else 1)
+``NST_WORKERS``             worker processes, or ``auto`` (the default): one per visible CUDA device, else 1
 ``NST_DEVICE``              ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` (default ``auto``: CUDA when available).
                             The constructor also falls back to it when ``device`` is None.
 ``NST_WEIGHTS``             ``imagenet`` | ``random`` (tests only) | path to a state_dict (default ``imagenet``).
@@ -49,10 +49,10 @@ from nst_engine.errors import (
     PoolError,
     WorkerCrashedError,
 )
-from nst_engine.pool.config import default_threads, env_float, env_int, env_str, plan_devices
+from nst_engine.pool.config import default_threads, env_float, env_int, env_str, env_workers, plan_devices
 from nst_engine.pool.job import Assignment, EndState, JobQueue, PoolJob, StopReason
 from nst_engine.pool.prepare import shrink_request_images
-from nst_engine.pool.protocol import StyleRequest
+from nst_engine.pool.protocol import StyleRequest, WorkerInfo, WorkerState
 from nst_engine.pool.validate import validate_request
 from nst_engine.pool.wire import (
     Done,
@@ -70,27 +70,8 @@ from nst_engine.types import ProgressEvent, StyleResult
 
 log = logging.getLogger("nst_engine.pool")
 
-WorkerState = Literal["starting", "idle", "busy", "dead", "broken"]
 RESPAWN_ATTEMPTS = 3
 _spawn_lock = threading.Lock()  # multiprocessing's bookkeeping of children is not meant for concurrent starts
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """A snapshot of one worker slot, for status pages and tests."""
-
-    index: int
-    device: str
-    pid: int | None
-    state: WorkerState
-    job_id: str | None
-    jobs_done: int
-    restarts: int
-
-    @property
-    def ready(self) -> bool:
-        """Weights loaded and serving (idle or running a job)."""
-        return self.state in ("idle", "busy")
 
 
 @dataclass(frozen=True)
@@ -264,7 +245,7 @@ class ProcessPoolBackend:
     Use ``async with ProcessPoolBackend(...) as pool`` or ``await pool.start()`` / ``await pool.close()``; submit and
     cancel from the event loop's thread. ``ProcessPoolBackend.from_env()`` reads the NST_* variables (module docs).
 
-    workers: processes (None: one per visible CUDA device, else 1). device: auto | cpu | cuda | cuda:N (None:
+    workers: processes (None or ``auto``: one per visible CUDA device, else 1). device: auto | cpu | cuda | cuda:N (None:
     NST_DEVICE, else auto). weights: imagenet | random | a state_dict path (None: the engine's default, NST_WEIGHTS).
     job_timeout: default seconds a job may run (a request's ``timeout`` wins). max_queue: jobs that may wait.
     progress_interval: at most one progress event per job per this many seconds (the final one always comes).
@@ -276,7 +257,7 @@ class ProcessPoolBackend:
     def __init__(
         self,
         *,
-        workers: int | None = None,
+        workers: int | Literal["auto"] | None = None,
         device: str | None = None,
         weights: str | None = None,
         job_timeout: float = 600.0,
@@ -297,7 +278,7 @@ class ProcessPoolBackend:
             raise ValueError(f"max_queue must be >= 0, got {max_queue}")
         if threads_per_worker is not None and threads_per_worker < 1:
             raise ValueError(f"threads_per_worker must be at least 1, got {threads_per_worker}")
-        self.devices = plan_devices(device, workers)
+        self.devices = plan_devices(device, None if workers == "auto" else workers)
         self.weights = weights
         self.job_timeout = float(job_timeout)
         self.max_queue = max_queue
@@ -323,7 +304,7 @@ class ProcessPoolBackend:
     def from_env(cls, **overrides: Any) -> ProcessPoolBackend:
         """A pool configured from the NST_* environment variables (see the module docstring)."""
         settings: dict[str, Any] = {
-            "workers": env_int("NST_WORKERS"),
+            "workers": env_workers("NST_WORKERS"),
             "device": env_str("NST_DEVICE"),
             "weights": env_str("NST_WEIGHTS"),
             "job_timeout": env_float("NST_JOB_TIMEOUT"),
