@@ -180,6 +180,7 @@ class RayBackend:
         self._changed = asyncio.Event()
         self._load_failures: list[Exception] = []  # weights that would not load, in a row
         self._broken: str | None = None
+        self._last_size = 0.0  # the cluster's GPUs (or CPUs, for CPU slots) at the last check
 
     @classmethod
     def from_env(cls, **overrides: Any) -> RayBackend:
@@ -218,6 +219,16 @@ class RayBackend:
     def workers(self) -> list[WorkerInfo]:
         return [s.info() for s in self._slots]
 
+    @property
+    def placements(self) -> list[ActorReady]:
+        """Where each loaded actor runs: node, process, device and the GPU Ray gave it."""
+        return [s.ready for s in self._slots if s.ready is not None and s.state in ("idle", "busy")]
+
+    @property
+    def temp_dir(self) -> str | None:
+        """The private temporary folder of a local Ray this backend started (removed by ``close``), else None."""
+        return self._temp_dir
+
     async def start(self) -> None:
         """Connect to (or start) Ray, create the slots' actors and wait until they have loaded the weights.
 
@@ -237,6 +248,7 @@ class RayBackend:
             self._actor_class = ray.remote(StyleActor)
             resources = await asyncio.to_thread(ray.cluster_resources)
             self.gpu_slots = self.device == "cuda" or (self.device == "auto" and resources.get("GPU", 0) >= 1)
+            self._last_size = self._cluster_size(resources)
             for _ in range(self._target(resources)):
                 self._add_slot()
             await self._wait_first_ready()
@@ -367,6 +379,9 @@ class RayBackend:
             self._temp_dir = None
 
     # Slots ------------------------------------------------------------------------------------------------------
+
+    def _cluster_size(self, resources: dict[str, float]) -> float:
+        return resources.get("GPU", 0.0) if self.gpu_slots else resources.get("CPU", 0.0)
 
     def _target(self, resources: dict[str, float]) -> int:
         """How many slots the cluster calls for (``workers`` when fixed)."""
@@ -567,17 +582,24 @@ class RayBackend:
                 self._kill(slot)
                 for task in slot.tasks:
                     task.cancel()
-        if target != have:
-            what = f"{resources.get('GPU', 0):g} GPU(s)" if self.gpu_slots else f"{resources.get('CPU', 0):g} CPU(s)"
+        size = self._cluster_size(resources)
+        if size != self._last_size:
+            unit = "GPU(s)" if self.gpu_slots else "CPU(s)"
             log.warning(
-                "the Ray cluster now has %s: %d -> %d style actor slot(s)%s",
-                what,
+                "the Ray cluster now has %g %s (was %g): style actor slots %d -> %d%s",
+                size,
+                unit,
+                self._last_size,
                 have,
                 len(self._slots),
                 "" if len(self._slots) == target else f" (target {target}; busy ones finish their job first)",
             )
-            if target == 0 and self._queue:
-                log.error("no style actor can run: %d job(s) wait for a machine to join the cluster", len(self._queue))
+            self._last_size = size
+        elif target != have:
+            log.info("style actor slots %d -> %d (replacing lost actors)", have, len(self._slots))
+        if target == 0 and self._queue:
+            log.error("no style actor can run: %d job(s) wait for a machine to join the cluster", len(self._queue))
+        if target != have:
             self._notify()
 
     def _notify(self) -> None:
