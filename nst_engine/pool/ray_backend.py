@@ -34,7 +34,9 @@ import dataclasses
 import logging
 import math
 import os
+import secrets
 import shutil
+import sys
 import tempfile
 from types import TracebackType
 from typing import Any, Literal
@@ -61,6 +63,19 @@ log = logging.getLogger("nst_engine.pool.ray")
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024  # jobs move a few MB of PNG each; Ray's default is 30% of the RAM
 REPLACE_BACKOFF = 5.0  # seconds before a slot whose actor could not load is tried again
 RESPAWN_ATTEMPTS = 3  # weights failing to load this many times in a row: stop trying
+
+
+def _use_private_token() -> None:
+    """Token authentication for a local Ray, with a token that lives only in this process's environment.
+
+    Ray's services listen on the machine's network address even when started by ``ray.init()``, so they must not be
+    open. Left to itself Ray would write a token to ~/.ray/auth_token; one random token per process (inherited by the
+    Ray processes it starts) protects the same and leaves nothing on disk. An operator's own RAY_AUTH_* settings win.
+    Ray reads these settings when it is imported, so this runs only before that (else Ray's default applies).
+    """
+    if "RAY_AUTH_MODE" not in os.environ and "RAY_AUTH_TOKEN" not in os.environ:
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 
 class _Slot:
@@ -343,6 +358,8 @@ class RayBackend:
     # Ray connection (blocking: run in a helper thread) ----------------------------------------------------------
 
     def _connect(self) -> None:
+        if not self.address and "ray" not in sys.modules:
+            _use_private_token()  # before Ray is imported: it reads its settings once, at import
         import ray
 
         if ray.is_initialized():
