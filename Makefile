@@ -39,6 +39,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.engine_vs_tutorial --gallery out/bench/gallery.jpg
 	$(BIN)/python -m benchmarks.pool_overhead
+	$(BIN)/python -m benchmarks.ray_overhead
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -27,6 +27,7 @@ from benchmarks.pool_overhead import _choose_weights, _images, _median_seconds
 from nst_engine import StyleOptions, load_vgg, stylize
 from nst_engine.pool import ProcessPoolBackend, RayBackend, StyleBackend, StyleRequest
 from nst_engine.pool.config import default_threads
+from nst_engine.pool.ray_backend import use_process_token
 
 
 async def _job_seconds(backend: StyleBackend, request: StyleRequest, repeats: int) -> float:
@@ -64,7 +65,7 @@ async def main() -> None:
     parser.add_argument("--jobs", type=int, default=6, help="jobs in the throughput part (b) (default 6)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
-
+    use_process_token()  # token authentication without writing ~/.ray (before Ray is imported)
     import ray
 
     weights = _choose_weights()

@@ -65,7 +65,7 @@ REPLACE_BACKOFF = 5.0  # seconds before a slot whose actor could not load is tri
 RESPAWN_ATTEMPTS = 3  # weights failing to load this many times in a row: stop trying
 
 
-def _use_private_token() -> None:
+def use_process_token() -> None:
     """Token authentication for a local Ray, with a token that lives only in this process's environment.
 
     Ray's services listen on the machine's network address even when started by ``ray.init()``, so they must not be
@@ -359,7 +359,7 @@ class RayBackend:
 
     def _connect(self) -> None:
         if not self.address and "ray" not in sys.modules:
-            _use_private_token()  # before Ray is imported: it reads its settings once, at import
+            use_process_token()  # before Ray is imported: it reads its settings once, at import
         import ray
 
         if ray.is_initialized():
