@@ -6,6 +6,7 @@ what it started (never ``ray stop``, which would hit every Ray of the machine's 
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 import shutil
@@ -45,7 +46,7 @@ def ray_cluster() -> Iterator[Any]:
         },
     )
     try:
-        ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+        ray.init(address=cluster.address, logging_level=logging.WARNING, log_to_driver=False)
         yield cluster
     finally:
         ray.shutdown()

@@ -78,11 +78,13 @@ async def test_more_jobs_than_workers_run_two_at_a_time_in_fifo_order(pool: Proc
     assert all(r.image.size == (48, 40) and r.image.mode == "RGB" for r in results)
     assert all(j.state == "done" and j.steps == 12 for j in jobs)
     assert all(finals[j.job_id].step == finals[j.job_id].total_steps == 12 for j in jobs)  # the final event
-    starts = [j.started_at for j in jobs]
-    assert starts[2] <= starts[3] <= starts[4]  # queued jobs started in submission order
+    spans = [(j.started_at, j.finished_at) for j in jobs]
+    assert all(start is not None and end is not None for start, end in spans)
+    times = [(start or 0.0, end or 0.0) for start, end in spans]
+    assert times[2][0] <= times[3][0] <= times[4][0]  # queued jobs started in submission order
     # At most two ran at once, and two did run at once.
-    moments = sorted({t for j in jobs for t in (j.started_at, j.finished_at)})
-    overlap = [sum(j.started_at <= t < j.finished_at for j in jobs) for t in moments]
+    moments = sorted({t for span in times for t in span})
+    overlap = [sum(start <= t < end for start, end in times) for t in moments]
     assert max(overlap) == 2
     assert {j.worker_pid for j in jobs} == {w.pid for w in pool.workers}
 

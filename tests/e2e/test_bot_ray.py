@@ -10,7 +10,7 @@ import time
 from typing import Any
 
 from bot.app import StyleBot
-from nst_engine.pool import RayBackend
+from nst_engine.pool import PoolJob, RayBackend
 from tests.e2e.bot_harness import E2E, embed_text, fake, is_error, is_result, make_settings, png
 from tests.fakediscord import run_discord_client
 from tests.test_pool_helpers import process_gone
@@ -51,6 +51,7 @@ async def test_a_request_runs_on_ray_and_a_killed_actor_fails_only_its_job(
             fake.channel, lambda m: m.reference_id == victim.id and "%" in m.content, timeout=60
         )
         [job] = client.jobs.active.values()
+        assert isinstance(job.handle, PoolJob)
         dead_pid = job.handle.worker_pid
         assert dead_pid is not None
         os.kill(dead_pid, signal.SIGKILL)
