@@ -8,6 +8,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -17,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from nst_engine.errors import WorkerCrashedError
+from nst_engine.errors import PoolClosedError, WeightsError, WorkerCrashedError
 from nst_engine.pool import ProcessPoolBackend, RayBackend, backend_from_env
 from tests.test_pool_helpers import LONG_JOB, request
 
@@ -183,3 +184,16 @@ def test_a_local_ray_is_started_and_close_leaves_no_process_and_no_files(tmp_pat
     after = sorted(shared_ray_dir.rglob("*")) if shared_ray_dir.exists() else None
     assert after == before  # nothing written to Ray's shared /tmp/ray
     assert list(home.iterdir()) == []
+
+
+async def test_weights_that_do_not_load_make_start_fail_clearly(ray_cluster: Any, tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-weights.pth"
+    backend = RayBackend(workers=1, device="cpu", weights=str(missing), start_timeout=120)
+    with pytest.raises(WeightsError) as caught:
+        await backend.start()
+    message = str(caught.value)
+    assert re.match(r"actor 0 \(pid \d+ on .*node [0-9a-f]{8}\)\) could not load the VGG19 weights: ", message)
+    assert str(missing) in message and "does not exist" in message
+    assert backend.workers == []  # the actor was removed
+    with pytest.raises(PoolClosedError):
+        backend.submit(request(2))

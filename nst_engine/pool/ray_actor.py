@@ -10,6 +10,7 @@ actor dies, so the pool learns of an idle actor's death at once) are served on t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import queue
 import socket
@@ -21,9 +22,9 @@ from dataclasses import dataclass
 from nst_engine.pool.wire import (
     Done,
     EncodedImage,
+    ErrorInfo,
     Failed,
     JobSpec,
-    LoadFailed,
     WorkerMessage,
     encode_error,
 )
@@ -49,6 +50,14 @@ class ActorReady:
         return f"{self.node_ip} ({self.hostname}, node {self.node_id[:8]})"
 
 
+@dataclass(frozen=True)
+class ActorLoadFailed:
+    """The weights would not load: why, and where (``pid N on <node>``)."""
+
+    error: ErrorInfo
+    where: str
+
+
 class StyleActor:
     """One worker slot on a Ray node (wrapped with ``ray.remote`` by the backend, with the slot's resources).
 
@@ -65,11 +74,22 @@ class StyleActor:
         self._stop_seq = 0
         self._forever = threading.Event()
 
-    def load(self) -> ActorReady | LoadFailed:
+    def load(self) -> ActorReady | ActorLoadFailed:
         """Load the weights (once); what a slot waits for before it takes jobs."""
+        import ray
+
         started = time.perf_counter()
+        context = ray.get_runtime_context()
+        place = ActorReady(
+            pid=os.getpid(),
+            device="",
+            load_seconds=0.0,
+            node_id=context.get_node_id(),
+            node_ip=ray.util.get_node_ip_address(),
+            hostname=socket.gethostname(),
+            gpu_ids=tuple(str(g) for g in context.get_accelerator_ids().get("GPU", [])),
+        )
         try:
-            import ray
             import torch
 
             if self._threads:
@@ -78,18 +98,9 @@ class StyleActor:
             from nst_engine.engine import load_vgg
 
             self._model = load_vgg(self._weights, device)
-            context = ray.get_runtime_context()
-            return ActorReady(
-                pid=os.getpid(),
-                device=device,
-                load_seconds=time.perf_counter() - started,
-                node_id=context.get_node_id(),
-                node_ip=ray.util.get_node_ip_address(),
-                hostname=socket.gethostname(),
-                gpu_ids=tuple(str(g) for g in context.get_accelerator_ids().get("GPU", [])),
-            )
         except Exception as exc:
-            return LoadFailed(encode_error(exc))
+            return ActorLoadFailed(encode_error(exc), f"pid {place.pid} on {place.node}")
+        return dataclasses.replace(place, device=device, load_seconds=time.perf_counter() - started)
 
     def _resolve_device(self) -> str:
         import torch

@@ -53,9 +53,9 @@ from nst_engine.pool.config import env_float, env_int, env_str, env_workers
 from nst_engine.pool.job import Assignment, EndState, JobQueue, PoolJob, StopReason
 from nst_engine.pool.prepare import shrink_request_images
 from nst_engine.pool.protocol import StyleRequest, WorkerInfo, WorkerState
-from nst_engine.pool.ray_actor import ACTOR_CONCURRENCY, ActorReady, StyleActor
+from nst_engine.pool.ray_actor import ACTOR_CONCURRENCY, ActorLoadFailed, ActorReady, StyleActor
 from nst_engine.pool.validate import validate_request
-from nst_engine.pool.wire import Done, EncodedImage, ErrorInfo, Failed, JobSpec, LoadFailed, Progress, decode_error
+from nst_engine.pool.wire import Done, EncodedImage, ErrorInfo, Failed, JobSpec, Progress, decode_error
 from nst_engine.types import StyleResult
 
 log = logging.getLogger("nst_engine.pool.ray")
@@ -219,7 +219,12 @@ class RayBackend:
 
     @property
     def capacity(self) -> int:
-        """Slots with a loaded actor (this follows the cluster: it changes as machines join and leave)."""
+        """Worker slots, loaded or still loading (it follows the cluster: machines joining and leaving change it)."""
+        return len(self._slots)
+
+    @property
+    def ready(self) -> int:
+        """Slots whose actor has loaded the weights and takes jobs."""
         return sum(1 for s in self._slots if s.state in ("idle", "busy"))
 
     @property
@@ -273,7 +278,7 @@ class RayBackend:
         self._monitor = asyncio.ensure_future(self._watch_cluster())
         log.info(
             "Ray backend ready: %d of %d actor(s) loaded, %s slots, weights=%s, cluster %s",
-            self.capacity,
+            self.ready,
             len(self._slots),
             "GPU" if self.gpu_slots else f"CPU ({self.cpus_per_worker:g} each)",
             self.weights or os.environ.get("NST_WEIGHTS") or "imagenet",
@@ -284,7 +289,7 @@ class RayBackend:
         """Queue a job; raises QueueFullError, PoolClosedError, or OptionsError for an invalid request."""
         if self._closing:
             raise PoolClosedError("the style service is shutting down and accepts no new jobs")
-        if self._broken is not None and self.capacity == 0:
+        if self._broken is not None and self.ready == 0:
             raise PoolClosedError(self._broken)
         if not self._started:
             raise PoolClosedError("the style backend has not been started; await backend.start() first")
@@ -302,6 +307,8 @@ class RayBackend:
             while True:
                 if self._closing:
                     raise PoolClosedError("the style backend is closed")
+                if self._broken is not None:
+                    raise PoolError(self._broken)
                 if self._slots and all(s.state in ("idle", "busy") for s in self._slots) and not self._pending_change():
                     return
                 await self._changed.wait()
@@ -309,7 +316,7 @@ class RayBackend:
     async def wait_slots(self, count: int, timeout: float) -> None:
         """Wait until exactly ``count`` slots are loaded and none is starting (tests and operators' scripts)."""
         async with asyncio.timeout(timeout):
-            while not (self.capacity == count and len(self._slots) == count):
+            while not (self.ready == count and len(self._slots) == count):
                 await self._changed.wait()
 
     async def close(self, timeout: float = 10.0) -> None:
@@ -448,9 +455,9 @@ class RayBackend:
             return
         if slot not in self._slots:
             return
-        if isinstance(outcome, LoadFailed):
+        if isinstance(outcome, ActorLoadFailed):
             slot.state = "broken"
-            error = self._load_error(slot, outcome.error)
+            error = self._load_error(f"actor {slot.index} ({outcome.where})", outcome.error)
             log.error("%s", error)
             self._load_failures.append(error)
             if len(self._load_failures) >= RESPAWN_ATTEMPTS:
@@ -468,7 +475,7 @@ class RayBackend:
             outcome.device,
             gpus,
             outcome.load_seconds,
-            self.capacity,
+            self.ready,
         )
         self._spawn(slot, self._watch(slot))
         self._notify()
@@ -481,9 +488,9 @@ class RayBackend:
         except Exception as exc:
             self._on_death(slot, exc)
 
-    def _load_error(self, slot: _Slot, info: ErrorInfo) -> Exception:
+    def _load_error(self, where: str, info: ErrorInfo) -> Exception:
         error = decode_error(info)
-        prefix = f"{slot.where} could not load the VGG19 weights"
+        prefix = f"{where} could not load the VGG19 weights"
         if isinstance(error, NSTError) and not isinstance(error, JobFailedError):
             return type(error)(f"{prefix}: {error}")
         if info.detail:
@@ -493,7 +500,7 @@ class RayBackend:
     async def _wait_first_ready(self) -> None:
         try:
             async with asyncio.timeout(self.start_timeout):
-                while self.capacity == 0:
+                while self.ready == 0:
                     if self._load_failures:
                         raise self._load_failures[0]
                     if not self._slots:
