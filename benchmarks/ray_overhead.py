@@ -1,59 +1,58 @@
 """Benchmark: what the Ray backend costs per job against the process pool and a direct engine call, and what it delivers.
 
-    python -m benchmarks.ray_overhead [--size 128] [--iterations 30] [--repeats 3] [--jobs 6]
+    python -m benchmarks.ray_overhead [--size 128] [--iterations 30] [--rounds 3] [--jobs 4]
 
-Same job, same run, one local Ray (started here, stopped at the end): (a) ``stylize`` called in this process vs
-submitted to a one-worker process pool vs a one-actor Ray backend, each with all the cores' threads, seconds per job
-(median after a warm-up) → overhead per job and ratios; a 1-iteration 48 px job shows the fixed cost per job;
-(b) ``--jobs`` jobs submitted at once to 1 actor (all cores) vs 2 actors (the cores shared out) → jobs per minute and
-the 2:1 ratio, beside the process pool's 1 and 2 workers. Uses the real weights in ../shared/weights when present,
-else random weights (saying so; timings are the same, pictures are not).
+Same job, same run, one local Ray (started here, stopped at the end). Every mode is started first and then measured
+in interleaved rounds, so that a machine whose load changes (a shared CI box) weighs on all of them alike:
+(a) one job at a time: ``stylize`` called in this process vs a one-worker process pool vs a one-actor Ray backend,
+all with every core's threads → seconds per job (median over the rounds), overhead and ratios; plus a 1-iteration
+48 px job for the fixed cost per job; (b) ``--jobs`` jobs submitted at once to Ray with 1 actor (all cores) and 2
+actors (the cores shared out), and to the process pool with 1 and 2 workers → jobs per minute and the ratios. Uses the
+real weights in ../shared/weights when present, else random weights (saying so; timings hold, pictures do not).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import logging
 import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import torch
 
-from benchmarks.pool_overhead import _choose_weights, _images, _median_seconds
+from benchmarks.pool_overhead import _choose_weights, _images
 from nst_engine import StyleOptions, load_vgg, stylize
-from nst_engine.pool import ProcessPoolBackend, RayBackend, StyleBackend, StyleRequest
+from nst_engine.pool import ProcessPoolBackend, RayBackend, StyleRequest
 from nst_engine.pool.config import default_threads
 from nst_engine.pool.ray_backend import use_process_token
 
-
-async def _job_seconds(backend: StyleBackend, request: StyleRequest, repeats: int) -> float:
-    await backend.submit(request).result()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        await backend.submit(request).result()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+Backend = ProcessPoolBackend | RayBackend
 
 
-async def _throughput(backend: StyleBackend, request: StyleRequest, jobs: int, warm: int) -> float:
-    """Seconds for ``jobs`` jobs submitted at once, after one warm-up job per worker."""
-    await asyncio.gather(*(backend.submit(request).result() for _ in range(warm)))
-    begin = time.perf_counter()
-    handles = [backend.submit(request) for _ in range(jobs)]
-    await asyncio.gather(*(h.result() for h in handles))
-    return time.perf_counter() - begin
+async def _timed(run: Callable[[], Awaitable[None]]) -> float:
+    start = time.perf_counter()
+    await run()
+    return time.perf_counter() - start
 
 
-async def _timed_start(backend: RayBackend | ProcessPoolBackend) -> float:
-    """Start ``backend`` and wait until every worker has loaded the weights; the seconds that took."""
+async def _one(backend: Backend, request: StyleRequest) -> None:
+    await backend.submit(request).result()
+
+
+async def _batch(backend: Backend, request: StyleRequest, jobs: int) -> None:
+    await asyncio.gather(*(backend.submit(request).result() for _ in range(jobs)))
+
+
+async def _start(backend: Backend) -> float:
+    """Start ``backend``, wait until every worker has loaded the weights, warm each up; the seconds to start."""
     started = time.perf_counter()
     await backend.start()
-    await backend.wait_ready(timeout=600)
+    await backend.wait_ready(timeout=900)
     return time.perf_counter() - started
 
 
@@ -61,8 +60,8 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--size", type=int, default=128, help="output long side in px (default 128)")
     parser.add_argument("--iterations", type=int, default=30, help="iterations per job (default 30)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed jobs per mode in part (a) (default 3)")
-    parser.add_argument("--jobs", type=int, default=6, help="jobs in the throughput part (b) (default 6)")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of every measurement (default 3)")
+    parser.add_argument("--jobs", type=int, default=4, help="jobs submitted at once in part (b) (default 4)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     use_process_token()  # token authentication without writing ~/.ray (before Ray is imported)
@@ -75,72 +74,79 @@ async def main() -> None:
     tiny_options = StyleOptions(preset="fast", size=48, iterations=1)
     tiny = StyleRequest(content, [style], tiny_options, owner="benchmark")
     cores = default_threads(1)
-    print(f"job: {args.size} px, {args.iterations} iterations (one scale), CPU, {cores} core(s)\n")
+    half = max(1, cores // 2)
+    print(f"job: {args.size} px, {args.iterations} iterations (one scale), CPU, {cores} core(s), {args.rounds} rounds\n",
+          flush=True)
 
     temp_dir = tempfile.mkdtemp(prefix="nstray-b-")
-    ray_started = time.perf_counter()
-    ray.init(num_cpus=cores, include_dashboard=False, object_store_memory=256 * 1024 * 1024, _temp_dir=temp_dir,
+    began = time.perf_counter()
+    # Logical CPUs for every backend below at once (they are idle while another is measured).
+    ray.init(num_cpus=4 * cores, include_dashboard=False, object_store_memory=256 * 1024 * 1024, _temp_dir=temp_dir,
              logging_level=logging.WARNING, log_to_driver=False)
-    ray_start = time.perf_counter() - ray_started
+    ray_start = time.perf_counter() - began
+    backends: dict[str, Backend] = {
+        "process pool, 1 worker": ProcessPoolBackend(workers=1, device="cpu", weights=weights, threads_per_worker=cores,
+                                                     max_queue=args.jobs),
+        "Ray, 1 actor": RayBackend(workers=1, device="cpu", weights=weights, cpus_per_worker=cores,
+                                   max_queue=args.jobs),
+        "process pool, 2 workers": ProcessPoolBackend(workers=2, device="cpu", weights=weights,
+                                                      threads_per_worker=half, max_queue=args.jobs),
+        "Ray, 2 actors": RayBackend(workers=2, device="cpu", weights=weights, cpus_per_worker=half,
+                                    max_queue=args.jobs),
+    }
     try:
+        starts = {name: await _start(backend) for name, backend in backends.items()}
         torch.set_num_threads(cores)
         model = load_vgg(weights, "cpu")
-        direct = _median_seconds(lambda: stylize(content, [style], options=options, model=model), args.repeats)
-        tiny_direct = _median_seconds(lambda: stylize(content, [style], options=tiny_options, model=model), 10)
 
-        per_job: dict[str, tuple[float, float, float]] = {}
-        makers: dict[str, Callable[[], RayBackend | ProcessPoolBackend]] = {
-            "process pool": lambda: ProcessPoolBackend(
-                workers=1, device="cpu", weights=weights, threads_per_worker=cores
-            ),
-            "Ray": lambda: RayBackend(workers=1, device="cpu", weights=weights, cpus_per_worker=cores),
-        }
-        for name, make in makers.items():
-            backend = make()
-            start_s = await _timed_start(backend)
-            try:
-                per_job[name] = (await _job_seconds(backend, request, args.repeats),
-                                 await _job_seconds(backend, tiny, 10), start_s)
-            finally:
-                await backend.close()
+        async def direct(opts: StyleOptions) -> None:
+            stylize(content, [style], options=opts, model=model)
 
-        print(f"(a) one job at a time (median of {args.repeats}, after a warm-up), {cores} thread(s) in every mode")
-        print(f"    direct stylize():       {direct:7.3f} s/job")
-        for name, (seconds, _, _) in per_job.items():
-            print(f"    {name + ', 1 worker:':23} {seconds:7.3f} s/job  overhead {seconds - direct:+.3f} s "
-                  f"(ratio to direct {seconds / direct:.3f}x)")
-        ray_s, pool_s = per_job["Ray"][0], per_job["process pool"][0]
-        print(f"    Ray vs process pool:    ratio {ray_s / pool_s:.3f}x ({ray_s - pool_s:+.3f} s/job)")
-        fixed = ", ".join(f"{name} {t * 1000:.0f} ms" for name, (_, t, _) in per_job.items())
-        print(f"    fixed cost, 1-iteration 48 px job: direct {tiny_direct * 1000:.0f} ms, {fixed}")
-        starts = ", ".join(f"{name} {s:.1f} s" for name, (_, _, s) in per_job.items())
-        print(f"    start: local Ray {ray_start:.1f} s (once), then 1 worker: {starts}\n")
+        Run = Callable[[], Awaitable[None]]
+        single: dict[str, Run] = {"direct stylize()": functools.partial(direct, options)}
+        single |= {name: functools.partial(_one, b, request) for name, b in backends.items() if "1 " in name}
+        fixed: dict[str, Run] = {"direct stylize()": functools.partial(direct, tiny_options)}
+        fixed |= {name: functools.partial(_one, b, tiny) for name, b in backends.items() if "1 " in name}
+        batches: dict[str, Run] = {name: functools.partial(_batch, b, request, args.jobs) for name, b in backends.items()}
+        for runs in (single, fixed, batches):  # warm-up: first-call costs are paid once per process
+            for run in runs.values():
+                await run()
+        names = (*single, *(f"{n} (fixed)" for n in fixed), *(f"batch {n}" for n in batches))
+        times: dict[str, list[float]] = {name: [] for name in names}
+        for round_number in range(args.rounds):
+            for name, run in single.items():
+                times[name].append(await _timed(run))
+            for name, run in fixed.items():
+                for _ in range(3):
+                    times[f"{name} (fixed)"].append(await _timed(run))
+            for name, run in batches.items():
+                times[f"batch {name}"].append(await _timed(run))
+            print(f"round {round_number + 1} of {args.rounds} done", flush=True)
+        median = {name: statistics.median(values) for name, values in times.items()}
 
-        print(f"(b) throughput, {args.jobs} jobs submitted at once")
-        rates: dict[tuple[str, int], float] = {}
-        for name in ("Ray", "process pool"):
-            for workers in (1, 2):
-                threads = max(1, cores // workers)
-                one: RayBackend | ProcessPoolBackend
-                if name == "Ray":
-                    one = RayBackend(workers=workers, device="cpu", weights=weights, cpus_per_worker=threads,
-                                         max_queue=args.jobs)
-                else:
-                    one = ProcessPoolBackend(workers=workers, device="cpu", weights=weights,
-                                                 threads_per_worker=threads, max_queue=args.jobs)
-                await _timed_start(one)
-                try:
-                    total = await _throughput(one, request, args.jobs, warm=workers)
-                finally:
-                    await one.close()
-                rates[name, workers] = args.jobs / total * 60
-                label = "actor(s)" if name == "Ray" else "worker(s)"
-                print(f"    {name}, {workers} {label} x {threads} thread(s): {total:7.2f} s = "
-                      f"{rates[name, workers]:6.1f} jobs/min")
-        print(f"    2 vs 1 actors: {rates['Ray', 2] / rates['Ray', 1]:.2f}x; "
-              f"Ray vs process pool: {rates['Ray', 1] / rates['process pool', 1]:.2f}x (1), "
-              f"{rates['Ray', 2] / rates['process pool', 2]:.2f}x (2)")
+        d = median["direct stylize()"]
+        print(f"\n(a) one job at a time, {cores} thread(s) in every mode, median of {args.rounds} interleaved rounds")
+        for name in single:
+            s = median[name]
+            extra = "" if name == "direct stylize()" else f"  overhead {s - d:+.3f} s/job, ratio to direct {s / d:.3f}x"
+            print(f"    {name + ':':26} {s:7.3f} s/job{extra}")
+        r, p = median["Ray, 1 actor"], median["process pool, 1 worker"]
+        print(f"    Ray vs process pool:       ratio {r / p:.3f}x ({r - p:+.3f} s/job)")
+        print("    fixed cost, 1-iteration 48 px job: " + ", ".join(
+            f"{name} {median[f'{name} (fixed)'] * 1000:.0f} ms" for name in fixed))
+        print(f"    start: local Ray {ray_start:.1f} s (once); " + ", ".join(
+            f"{name} {seconds:.1f} s" for name, seconds in starts.items()))
+
+        print(f"\n(b) throughput, {args.jobs} jobs submitted at once, median of {args.rounds} interleaved rounds")
+        rate = {name: args.jobs / median[f"batch {name}"] * 60 for name in batches}
+        for name in batches:
+            print(f"    {name + ':':26} {median[f'batch {name}']:7.2f} s = {rate[name]:6.1f} jobs/min")
+        print(f"    2 vs 1 actors: {rate['Ray, 2 actors'] / rate['Ray, 1 actor']:.2f}x; "
+              f"Ray vs process pool: {rate['Ray, 1 actor'] / rate['process pool, 1 worker']:.2f}x (1 worker), "
+              f"{rate['Ray, 2 actors'] / rate['process pool, 2 workers']:.2f}x (2 workers)")
     finally:
+        for backend in backends.values():
+            await backend.close()
         ray.shutdown()
         shutil.rmtree(temp_dir, ignore_errors=True)
 
