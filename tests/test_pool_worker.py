@@ -215,6 +215,11 @@ def test_from_env_reads_every_setting_and_overrides_win(monkeypatch: pytest.Monk
         ProcessPoolBackend.from_env()
     monkeypatch.setenv("NST_MAX_QUEUE", "")
     assert ProcessPoolBackend.from_env().max_queue == 32  # empty = unset = the default
+    monkeypatch.setenv("NST_WORKERS", "Auto")
+    assert ProcessPoolBackend.from_env().capacity == 1  # auto: one per visible GPU; on a CPU, one
+    monkeypatch.setenv("NST_WORKERS", "many")
+    with pytest.raises(ValueError, match="NST_WORKERS must be a whole number or auto, got 'many'"):
+        ProcessPoolBackend.from_env()
 
 
 def test_constructor_refuses_nonsense() -> None:

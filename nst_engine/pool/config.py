@@ -39,7 +39,10 @@ def env_workers(name: str = "NST_WORKERS") -> int | Literal["auto"] | None:
     raw = os.environ.get(name, "").strip().lower()
     if raw == "auto":
         return "auto"
-    return env_int(name)
+    try:
+        return env_int(name)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number or auto, got {raw!r}") from None
 
 
 def env_str(name: str) -> str | None:
