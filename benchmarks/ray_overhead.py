@@ -3,15 +3,21 @@
     python -m benchmarks.ray_overhead [--size 128] [--iterations 30] [--rounds 3] [--jobs 4]
 
 Same job, same run, one local Ray (started here, stopped at the end). Every mode is started first and then measured
-in interleaved rounds, so that a machine whose load changes (a shared CI box) weighs on all of them alike:
-(a) one job at a time: ``stylize`` called in this process vs a one-worker process pool vs a one-actor Ray backend,
-all with every core's threads → seconds per job (median over the rounds), overhead and ratios; plus a 1-iteration
-48 px job for the fixed cost per job; (b) ``--jobs`` jobs submitted at once to Ray with 1 actor (all cores) and 2
-actors (the cores shared out), and to the process pool with 1 and 2 workers → jobs per minute and the ratios. Uses the
-real weights in ../shared/weights when present, else random weights (saying so; timings hold, pictures do not).
+in interleaved rounds, so that a machine whose load changes (a shared CI box) weighs on all of them alike, and every
+mode computes with one torch thread per worker: on a CPU shared with other work, OpenMP teams of two threads wait for
+each other's time slices and run several times slower than one thread, which would measure the machine, not the
+backend. (a) One job at a time: ``stylize`` called in this process vs a one-worker process pool vs a one-actor Ray
+backend → seconds per job (median over the rounds), overhead and ratios; plus a 1-iteration 48 px job for the fixed
+cost per job. (b) ``--jobs`` jobs submitted at once to Ray with 1 and 2 actors, and to the process pool with 1 and 2
+workers → jobs per minute and the ratios. Uses the real weights in ../shared/weights when present, else random
+weights (saying so; timings hold, pictures do not).
 """
 
 from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # before torch loads: one thread per worker (see above); inherited
 
 import argparse
 import asyncio
@@ -74,29 +80,30 @@ async def main() -> None:
     tiny_options = StyleOptions(preset="fast", size=48, iterations=1)
     tiny = StyleRequest(content, [style], tiny_options, owner="benchmark")
     cores = default_threads(1)
-    half = max(1, cores // 2)
-    print(f"job: {args.size} px, {args.iterations} iterations (one scale), CPU, {cores} core(s), {args.rounds} rounds\n",
-          flush=True)
+    print(f"job: {args.size} px, {args.iterations} iterations (one scale), CPU ({cores} cores), 1 thread per worker, "
+          f"{args.rounds} rounds\n", flush=True)
 
     temp_dir = tempfile.mkdtemp(prefix="nstray-b-")
     began = time.perf_counter()
-    # Logical CPUs for every backend below at once (they are idle while another is measured).
-    ray.init(num_cpus=4 * cores, include_dashboard=False, object_store_memory=256 * 1024 * 1024, _temp_dir=temp_dir,
+    # Logical CPUs for all four backends below at once (each is idle while another is measured).
+    ray.init(num_cpus=4, include_dashboard=False, object_store_memory=256 * 1024 * 1024, _temp_dir=temp_dir,
              logging_level=logging.WARNING, log_to_driver=False)
     ray_start = time.perf_counter() - began
     backends: dict[str, Backend] = {
-        "process pool, 1 worker": ProcessPoolBackend(workers=1, device="cpu", weights=weights, threads_per_worker=cores,
-                                                     max_queue=args.jobs),
-        "Ray, 1 actor": RayBackend(workers=1, device="cpu", weights=weights, cpus_per_worker=cores,
-                                   max_queue=args.jobs),
-        "process pool, 2 workers": ProcessPoolBackend(workers=2, device="cpu", weights=weights,
-                                                      threads_per_worker=half, max_queue=args.jobs),
-        "Ray, 2 actors": RayBackend(workers=2, device="cpu", weights=weights, cpus_per_worker=half,
-                                    max_queue=args.jobs),
+        f"process pool, {n} worker{'s' * (n > 1)}": ProcessPoolBackend(
+            workers=n, device="cpu", weights=weights, threads_per_worker=1, max_queue=args.jobs
+        )
+        for n in (1, 2)
+    }
+    backends |= {
+        f"Ray, {n} actor{'s' * (n > 1)}": RayBackend(
+            workers=n, device="cpu", weights=weights, cpus_per_worker=1, max_queue=args.jobs
+        )
+        for n in (1, 2)
     }
     try:
         starts = {name: await _start(backend) for name, backend in backends.items()}
-        torch.set_num_threads(cores)
+        torch.set_num_threads(1)
         model = load_vgg(weights, "cpu")
 
         async def direct(opts: StyleOptions) -> None:
@@ -125,7 +132,7 @@ async def main() -> None:
         median = {name: statistics.median(values) for name, values in times.items()}
 
         d = median["direct stylize()"]
-        print(f"\n(a) one job at a time, {cores} thread(s) in every mode, median of {args.rounds} interleaved rounds")
+        print(f"\n(a) one job at a time, 1 thread in every mode, median of {args.rounds} interleaved rounds")
         for name in single:
             s = median[name]
             extra = "" if name == "direct stylize()" else f"  overhead {s - d:+.3f} s/job, ratio to direct {s / d:.3f}x"
