@@ -34,10 +34,6 @@ import dataclasses
 import logging
 import math
 import os
-import secrets
-import shutil
-import sys
-import tempfile
 from types import TracebackType
 from typing import Any, Literal
 
@@ -54,28 +50,15 @@ from nst_engine.pool.job import Assignment, EndState, JobQueue, PoolJob, StopRea
 from nst_engine.pool.prepare import shrink_request_images
 from nst_engine.pool.protocol import StyleRequest, WorkerInfo, WorkerState
 from nst_engine.pool.ray_actor import ACTOR_CONCURRENCY, ActorLoadFailed, ActorReady, StyleActor
+from nst_engine.pool.ray_connection import RayConnection
 from nst_engine.pool.validate import validate_request
 from nst_engine.pool.wire import Done, EncodedImage, ErrorInfo, Failed, JobSpec, Progress, decode_error
 from nst_engine.types import StyleResult
 
 log = logging.getLogger("nst_engine.pool.ray")
 
-LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024  # jobs move a few MB of PNG each; Ray's default is 30% of the RAM
 REPLACE_BACKOFF = 5.0  # seconds before a slot whose actor could not load is tried again
 RESPAWN_ATTEMPTS = 3  # weights failing to load this many times in a row: stop trying
-
-
-def use_process_token() -> None:
-    """Token authentication for a local Ray, with a token that lives only in this process's environment.
-
-    Ray's services listen on the machine's network address even when started by ``ray.init()``, so they must not be
-    open. Left to itself Ray would write a token to ~/.ray/auth_token; one random token per process (inherited by the
-    Ray processes it starts) protects the same and leaves nothing on disk. An operator's own RAY_AUTH_* settings win.
-    Ray reads these settings when it is imported, so this runs only before that (else Ray's default applies).
-    """
-    if "RAY_AUTH_MODE" not in os.environ and "RAY_AUTH_TOKEN" not in os.environ:
-        os.environ["RAY_AUTH_MODE"] = "token"
-        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 
 class _Slot:
@@ -177,16 +160,13 @@ class RayBackend:
         self.stop_grace = float(stop_grace)
         self.address = address if address is not None else env_str("RAY_ADDRESS")
         self.rescan = float(rescan)
-        self.local_cpus = local_cpus
-        self.local_gpus = local_gpus
         self.gpu_slots = False  # decided at start: does a slot reserve a GPU?
         self._loop: asyncio.AbstractEventLoop | None = None
         self._slots: list[_Slot] = []
         self._next_index = 0
         self._queue = JobQueue(max_queue)
         self._actor_class: Any = None
-        self._owns_ray: Literal["no", "connected", "local"] = "no"
-        self._temp_dir: str | None = None
+        self._ray = RayConnection(self.address, local_cpus=local_cpus, local_gpus=local_gpus)
         self._monitor: asyncio.Task[None] | None = None
         self._reconciling: asyncio.Task[None] | None = None
         self._started = False
@@ -247,7 +227,7 @@ class RayBackend:
     @property
     def temp_dir(self) -> str | None:
         """The private temporary folder of a local Ray this backend started (removed by ``close``), else None."""
-        return self._temp_dir
+        return self._ray.temp_dir
 
     async def start(self) -> None:
         """Connect to (or start) Ray, create the slots' actors and wait until they have loaded the weights.
@@ -262,7 +242,7 @@ class RayBackend:
         self._loop = asyncio.get_running_loop()
         self._started = True
         try:
-            await asyncio.to_thread(self._connect)
+            await asyncio.to_thread(self._ray.connect)
             import ray
 
             self._actor_class = ray.remote(StyleActor)
@@ -349,7 +329,7 @@ class RayBackend:
             for task in slot.tasks:
                 task.cancel()
         self._slots.clear()
-        await asyncio.to_thread(self._disconnect)
+        await asyncio.to_thread(self._ray.disconnect)
         log.info("Ray backend closed")
         self._closed.set()
 
@@ -361,46 +341,6 @@ class RayBackend:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.close()
-
-    # Ray connection (blocking: run in a helper thread) ----------------------------------------------------------
-
-    def _connect(self) -> None:
-        if not self.address and "ray" not in sys.modules:
-            use_process_token()  # before Ray is imported: it reads its settings once, at import
-        import ray
-
-        if ray.is_initialized():
-            self._owns_ray = "no"
-            log.info("using the Ray this process is already connected to")
-            return
-        if self.address:
-            log.info("connecting to the Ray cluster at %s", self.address)
-            ray.init(address=self.address, logging_level=logging.WARNING)
-            self._owns_ray = "connected"
-            return
-        # A private temporary folder (Ray's default, /tmp/ray, is shared by every Ray of the machine's user), so
-        # close() can remove all of it; the short prefix keeps Ray's socket paths under the 107-byte limit.
-        self._temp_dir = tempfile.mkdtemp(prefix="nstray-")
-        log.info("starting a local Ray (no RAY_ADDRESS given)")
-        ray.init(
-            num_cpus=self.local_cpus,
-            num_gpus=self.local_gpus,
-            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
-            include_dashboard=False,
-            logging_level=logging.WARNING,
-            _temp_dir=self._temp_dir,
-        )
-        self._owns_ray = "local"
-
-    def _disconnect(self) -> None:
-        import ray
-
-        if self._owns_ray != "no" and ray.is_initialized():
-            ray.shutdown()  # a local Ray's processes stop; a cluster is only disconnected from
-        self._owns_ray = "no"
-        if self._temp_dir is not None:
-            shutil.rmtree(self._temp_dir, ignore_errors=True)
-            self._temp_dir = None
 
     # Slots ------------------------------------------------------------------------------------------------------
 
