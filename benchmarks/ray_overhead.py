@@ -40,18 +40,24 @@ from nst_engine.pool.ray_connection import use_process_token
 Backend = ProcessPoolBackend | RayBackend
 
 
-async def _timed(run: Callable[[], Awaitable[None]]) -> float:
+Run = Callable[[], Awaitable[float]]  # runs a job (or a batch); returns the engine's own seconds (0 for a batch)
+
+
+async def _timed(run: Run) -> tuple[float, float]:
+    """(wall seconds, wall minus the engine's own seconds: what the path to and from the engine cost)."""
     start = time.perf_counter()
-    await run()
-    return time.perf_counter() - start
+    engine = await run()
+    wall = time.perf_counter() - start
+    return wall, wall - engine
 
 
-async def _one(backend: Backend, request: StyleRequest) -> None:
-    await backend.submit(request).result()
+async def _one(backend: Backend, request: StyleRequest) -> float:
+    return (await backend.submit(request).result()).summary.seconds
 
 
-async def _batch(backend: Backend, request: StyleRequest, jobs: int) -> None:
+async def _batch(backend: Backend, request: StyleRequest, jobs: int) -> float:
     await asyncio.gather(*(backend.submit(request).result() for _ in range(jobs)))
+    return 0.0
 
 
 async def _start(backend: Backend) -> float:
@@ -106,10 +112,9 @@ async def main() -> None:
         torch.set_num_threads(1)
         model = load_vgg(weights, "cpu")
 
-        async def direct(opts: StyleOptions) -> None:
-            stylize(content, [style], options=opts, model=model)
+        async def direct(opts: StyleOptions) -> float:
+            return stylize(content, [style], options=opts, model=model).summary.seconds
 
-        Run = Callable[[], Awaitable[None]]
         single: dict[str, Run] = {"direct stylize()": functools.partial(direct, options)}
         single |= {name: functools.partial(_one, b, request) for name, b in backends.items() if "1 " in name}
         fixed: dict[str, Run] = {"direct stylize()": functools.partial(direct, tiny_options)}
@@ -119,28 +124,31 @@ async def main() -> None:
             for run in runs.values():
                 await run()
         names = (*single, *(f"{n} (fixed)" for n in fixed), *(f"batch {n}" for n in batches))
-        times: dict[str, list[float]] = {name: [] for name in names}
+        walls: dict[str, list[float]] = {name: [] for name in names}
+        extras: dict[str, list[float]] = {name: [] for name in names}
         for round_number in range(args.rounds):
-            for name, run in single.items():
-                times[name].append(await _timed(run))
-            for name, run in fixed.items():
-                for _ in range(3):
-                    times[f"{name} (fixed)"].append(await _timed(run))
-            for name, run in batches.items():
-                times[f"batch {name}"].append(await _timed(run))
+            timed = [(name, run) for name, run in single.items()]
+            timed += [(f"{name} (fixed)", run) for name, run in fixed.items() for _ in range(3)]
+            timed += [(f"batch {name}", run) for name, run in batches.items()]
+            for name, run in timed:
+                wall, extra = await _timed(run)
+                walls[name].append(wall)
+                extras[name].append(extra)
             print(f"round {round_number + 1} of {args.rounds} done", flush=True)
-        median = {name: statistics.median(values) for name, values in times.items()}
+        median = {name: statistics.median(values) for name, values in walls.items()}
+        over = {name: statistics.median(values) * 1000 for name, values in extras.items()}
 
         d = median["direct stylize()"]
-        print(f"\n(a) one job at a time, 1 thread in every mode, median of {args.rounds} interleaved rounds")
+        print(f"\n(a) one job at a time, 1 thread in every mode, median of {args.rounds} interleaved rounds.")
+        print("    overhead = submit-to-result time minus the engine's own time in the worker (load-proof)")
         for name in single:
-            s = median[name]
-            extra = "" if name == "direct stylize()" else f"  overhead {s - d:+.3f} s/job, ratio to direct {s / d:.3f}x"
-            print(f"    {name + ':':26} {s:7.3f} s/job{extra}")
-        r, p = median["Ray, 1 actor"], median["process pool, 1 worker"]
-        print(f"    Ray vs process pool:       ratio {r / p:.3f}x ({r - p:+.3f} s/job)")
-        print("    fixed cost, 1-iteration 48 px job: " + ", ".join(
-            f"{name} {median[f'{name} (fixed)'] * 1000:.0f} ms" for name in fixed))
+            ratio = "" if name == "direct stylize()" else f", {median[name] / d:.3f}x direct's time"
+            print(f"    {name + ':':26} {median[name]:7.3f} s/job, overhead {over[name]:6.1f} ms{ratio}")
+        r, p = "Ray, 1 actor", "process pool, 1 worker"
+        print(f"    Ray vs process pool: overhead {over[r] - over[p]:+.1f} ms/job "
+              f"({over[r] / max(over[p], 0.1):.1f}x the pool's); time per job {median[r] / median[p]:.3f}x")
+        print("    1-iteration 48 px job, overhead: " + ", ".join(
+            f"{name} {over[f'{name} (fixed)']:.1f} ms" for name in fixed))
         print(f"    start: local Ray {ray_start:.1f} s (once); " + ", ".join(
             f"{name} {seconds:.1f} s" for name, seconds in starts.items()))
 
