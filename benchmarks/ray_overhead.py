@@ -7,8 +7,9 @@ in interleaved rounds, so that a machine whose load changes (a shared CI box) we
 mode computes with one torch thread per worker: on a CPU shared with other work, OpenMP teams of two threads wait for
 each other's time slices and run several times slower than one thread, which would measure the machine, not the
 backend. (a) One job at a time: ``stylize`` called in this process vs a one-worker process pool vs a one-actor Ray
-backend → seconds per job (median over the rounds), overhead and ratios; plus a 1-iteration 48 px job for the fixed
-cost per job. (b) ``--jobs`` jobs submitted at once to Ray with 1 and 2 actors, and to the process pool with 1 and 2
+backend → seconds per job (median over the rounds) and the overhead per job: submit-to-result time minus the engine's
+own time in the worker (``summary.seconds``), which the machine's load does not blur; plus the same for a 1-iteration
+48 px job. (b) ``--jobs`` jobs submitted at once to Ray with 1 and 2 actors, and to the process pool with 1 and 2
 workers → jobs per minute and the ratios. Uses the real weights in ../shared/weights when present, else random
 weights (saying so; timings hold, pictures do not).
 """
