@@ -20,9 +20,9 @@ from nst_engine.errors import (
     OutOfMemoryError,
     PoolError,
 )
+from nst_engine.options import shrink as _shrink
 from nst_engine.pool import ProcessPoolBackend, describe_exit
 from nst_engine.pool.config import plan_devices
-from nst_engine.pool.prepare import shrink as _shrink
 from nst_engine.pool.wire import (
     Done,
     ErrorInfo,
@@ -234,13 +234,6 @@ def test_huge_uploads_are_reduced_before_they_travel() -> None:
     assert _shrink(big, 512).size == (1334, 1000)  # still at least twice what the engine will use
     small = Image.new("RGB", (900, 600))
     assert _shrink(small, 512) is small
-
-
-def test_the_torch_free_minimum_side_matches_the_engine() -> None:
-    from nst_engine.engine import MIN_SIDE
-    from nst_engine.pool import prepare
-
-    assert prepare.MIN_SIDE == MIN_SIDE
 
 
 def test_exit_codes_in_words() -> None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from PIL import Image
 
 from nst_engine.errors import OptionsError
+from nst_engine.options import check_options, plan_scales
 from nst_engine.pool.protocol import StyleRequest
 from nst_engine.types import StyleOptions
 
@@ -36,10 +37,7 @@ def validate_request(request: StyleRequest) -> None:
     if request.timeout is not None and not (math.isfinite(request.timeout) and request.timeout > 0):
         raise OptionsError(f"timeout must be a positive number of seconds, got {request.timeout}")
     # The engine's own rules (ranges, preset names, style weights) and its schedule check (output not too small),
-    # so the pool refuses exactly what the worker would. Imported here, not above: the engine module imports torch,
-    # which importing the pool (and the bot) must not. (Issue #10 moves these two into a torch-free module.)
-    from nst_engine.engine import check_options, plan_scales
-
+    # so the pool refuses exactly what the worker would.
     settings = check_options(options, len(styles))
     plan_scales(request.content.width, request.content.height, settings)
 

@@ -135,8 +135,8 @@ def run_job(
     ``codec`` packs the previews and the result for the trip back (raw bytes through a local pipe; PNG over a
     network).
     """
-    from nst_engine.engine import MIN_SIDE
     from nst_engine.engine import stylize as engine_stylize
+    from nst_engine.options import MIN_SIDE
 
     run: Callable[..., StyleResult] = stylize if stylize is not None else engine_stylize
     throttle = ProgressThrottle(spec.seq, send, progress_interval, codec=codec)
