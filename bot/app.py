@@ -45,7 +45,7 @@ def build_backend(settings: Settings) -> StyleBackend:
 class StyleBot(commands.Bot):
     """The style transfer bot.
 
-    ``backend``: the StyleBackend to run jobs on (default: a ProcessPoolBackend from the settings). An injected
+    ``backend``: the StyleBackend to run jobs on (default: built from the settings, NST_BACKEND=process|ray). An injected
     backend is started and closed by the bot only when ``manage_backend`` is True.
     ``engine_overrides``: StyleOptions fields forced on every job (tests and development, e.g.
     ``{"size": 48, "iterations": 4}``); the output size stays capped by the limits. They are handed to the job
