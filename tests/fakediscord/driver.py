@@ -174,10 +174,13 @@ class DriverMixin:
             return channel.guild.upload_limit
         return self.config.upload_limit
 
-    def find_command(self, name: str, channel: FakeChannel | None = None) -> RegisteredCommand | None:
-        """The registered chat-input command `name` visible in `channel` (guild commands win)."""
+    def find_command(self, name: str, channel: FakeChannel | None = None,
+                     ctype: int = 1) -> RegisteredCommand | None:
+        """The registered command `name` of type `ctype` (1 chat input, 2 user, 3 message) visible in `channel`
+        (guild commands win)."""
         guild_id = channel.guild.id if channel is not None and channel.guild is not None else None
-        candidates = [c for c in self.commands if c.name == name and c.type == 1 and c.guild_id in (guild_id, None)]
+        candidates = [c for c in self.commands
+                      if c.name == name and c.type == ctype and c.guild_id in (guild_id, None)]
         candidates.sort(key=lambda c: c.guild_id is None)
         return candidates[0] if candidates else None
 
@@ -218,6 +221,64 @@ class DriverMixin:
         rec = self._interaction_base("slash", 2, user, channel, data, age=age)
         rec.name = name
         await self.gateway.dispatch("INTERACTION_CREATE", rec.payload, guild_id=_guild_id(rec.channel))
+        self._notify()
+        return rec
+
+    async def invoke_autocomplete(self, name: str, options: dict[str, Any], focused: str,
+                                  user: FakeUser | None = None, channel: FakeChannel | None = None, *,
+                                  subcommand: str | None = None) -> InteractionRecord:
+        """A user types into option `focused` of `/name [subcommand]`; INTERACTION_CREATE type 4 (autocomplete).
+        `options` holds what is typed so far (strings as typed). The bot's choices: `record.choices()`."""
+        user = user or self.member
+        channel = channel or self.channel
+        self._mark_action()
+        cmd = self.find_command(name, channel)
+        if cmd is None:
+            raise AssertionError(f"/{name} is not registered with the fake Discord")
+        path = [subcommand] if subcommand else []
+        declared = cmd.option_types(path)
+        if focused not in options or focused not in declared:
+            raise AssertionError(f"/{name} {subcommand or ''}: cannot focus {focused!r} (options {sorted(declared)})")
+        opts: list[dict[str, Any]] = []
+        for n, v in options.items():
+            if n not in declared:
+                raise AssertionError(f"/{name} has no option {n!r}")
+            opt: dict[str, Any] = {"name": n, "type": declared[n], "value": v}
+            if n == focused:
+                opt["focused"] = True
+            opts.append(opt)
+        if subcommand:
+            opts = [{"name": subcommand, "type": SUB_COMMAND, "options": opts}]
+        data: dict[str, Any] = {"id": str(cmd.id), "name": name, "type": 1, "options": opts}
+        if cmd.guild_id is not None:
+            data["guild_id"] = str(cmd.guild_id)
+        rec = self._interaction_base("autocomplete", 4, user, channel, data)
+        rec.name = name
+        await self.gateway.dispatch("INTERACTION_CREATE", rec.payload)
+        self._notify()
+        return rec
+
+    async def invoke_message_command(self, name: str, target: FakeMessage,
+                                     user: FakeUser | None = None) -> InteractionRecord:
+        """A user right-clicks `target` → Apps → `name` (a message context-menu command); INTERACTION_CREATE
+        type 2 with data type 3, `target_id` and the message in `resolved.messages`."""
+        user = user or self.member
+        channel = target.channel
+        self._mark_action()
+        cmd = self.find_command(name, channel, ctype=3)
+        if cmd is None and self.config.strict_commands:
+            raise AssertionError(f"message command {name!r} is not registered with the fake Discord")
+        if target.deleted:
+            raise AssertionError(f"cannot use {name!r} on deleted message {target.id}")
+        data: dict[str, Any] = {
+            "id": str(cmd.id if cmd else snowflake()), "name": name, "type": 3, "target_id": str(target.id),
+            "resolved": {"messages": {str(target.id): target.payload()}},
+        }
+        if cmd is not None and cmd.guild_id is not None:
+            data["guild_id"] = str(cmd.guild_id)
+        rec = self._interaction_base("context_menu", 2, user, channel, data)
+        rec.name, rec.message = name, target
+        await self.gateway.dispatch("INTERACTION_CREATE", rec.payload)
         self._notify()
         return rec
 

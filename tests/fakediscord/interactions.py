@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 # interaction callback types
 PONG, MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, AUTOCOMPLETE, MODAL = 1, 4, 5, 6, 7, 8, 9
 COMPONENT_ONLY = {DEFERRED_UPDATE, UPDATE_MESSAGE}
-KIND_TYPE = {"slash": 2, "button": 3, "modal": 5}
+KIND_TYPE = {"slash": 2, "context_menu": 2, "button": 3, "autocomplete": 4, "modal": 5}
+COMMAND_KINDS = {"slash", "context_menu"}
 
 
 def _interaction_message(fake: FakeDiscord, rec: InteractionRecord, payload: dict[str, Any],
@@ -28,7 +29,7 @@ def _interaction_message(fake: FakeDiscord, rec: InteractionRecord, payload: dic
     msg = new_bot_message(fake, rec.channel, payload if not loading else {**payload, "content": "\u200b"}, files,
                           body_size=body_size, interaction_id=rec.id, interaction_meta=meta, webhook_id=fake.application_id,
                           application_id=fake.application_id)
-    msg.type = 20 if rec.kind == "slash" else 0
+    msg.type = {"slash": 20, "context_menu": 23}.get(rec.kind, 0)
     if loading:
         msg.content = ""
         msg.flags |= FakeMessage.LOADING
@@ -51,7 +52,11 @@ async def callback(c: Call) -> Any:
     body = c.json or {}
     rtype = int(body.get("type", 0))
     data = body.get("data") or {}
-    if rtype in COMPONENT_ONLY and rec.kind == "slash":
+    if (rtype == AUTOCOMPLETE) != (rec.kind == "autocomplete"):
+        # Discord: an autocomplete interaction takes only choices (type 8), and only it may answer with them
+        rec.callback_errors.append(50035)
+        raise DiscordError(400, 50035, "Invalid Form Body", {"type": {"_errors": [{"code": "INVALID"}]}})
+    if rtype in COMPONENT_ONLY and rec.kind in COMMAND_KINDS:
         rec.callback_errors.append(50035)
         raise DiscordError(400, 50035, "Invalid Form Body",
                            {"type": {"_errors": [{"code": "INTERACTION_RESPONSE_TYPE_INVALID",

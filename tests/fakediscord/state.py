@@ -526,7 +526,7 @@ class RecordedRequest:
 class InteractionRecord:
     id: int
     token: str
-    kind: str  # "slash" | "button" | "modal"
+    kind: str  # "slash" | "context_menu" | "autocomplete" | "button" | "modal"
     user: FakeUser
     channel: FakeChannel
     payload: dict[str, Any]
@@ -552,6 +552,12 @@ class InteractionRecord:
     @property
     def acked(self) -> bool:
         return self.ack_type is not None
+
+    def choices(self) -> list[dict[str, Any]]:
+        """The choices the bot answered an autocomplete interaction with (callback type 8)."""
+        if self.ack_type != 8:
+            raise AssertionError(f"{self!r} was not answered with autocomplete choices")
+        return list(((self.ack_json or {}).get("data") or {}).get("choices") or [])
 
     def __repr__(self) -> str:
         return (f"InteractionRecord({self.kind} {self.name or self.custom_id!r} id={self.id} ack_type={self.ack_type} "
