@@ -43,6 +43,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.engine_vs_tutorial --gallery out/bench/gallery.jpg
 	$(BIN)/python -m benchmarks.pool_overhead
+	$(BIN)/python -m benchmarks.ray_overhead
 
 # The picture of /style-gallery list in the README: the built-in paintings and a sample server gallery.
 gallery-sheet: $(STAMP)
