@@ -4,6 +4,7 @@ throttling, errors across the process boundary, settings from the environment.""
 from __future__ import annotations
 
 import pickle
+import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -97,6 +98,29 @@ def test_out_of_memory_is_retried_once_at_a_smaller_size_and_noted(model: Any) -
     assert fake_gpu.sizes == [56, 39]
     assert outcome.image.to_pil().size == (39, 34)
     assert outcome.summary.notes == ("retried at 39 px after running out of memory at 56 px",)
+
+
+class Activations:
+    """Stands for the tensors a failed attempt allocated before it ran out of memory."""
+
+
+def test_the_retry_runs_after_the_failed_attempts_memory_is_released(model: Any) -> None:
+    """On a GPU the failed attempt's tensors live on in its frames for as long as its exception (and traceback) is
+    alive: a retry started inside the ``except`` block runs out again. The retry must start after it is dropped."""
+    alive_at_retry: list[bool] = []
+    first_attempt: list[weakref.ref[Activations]] = []
+
+    def fake_gpu(*args: Any, options: StyleOptions, **kwargs: Any) -> Any:
+        if not first_attempt:
+            held = Activations()  # referenced only by this frame (and so by the traceback)
+            first_attempt.append(weakref.ref(held))
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        alive_at_retry.append(first_attempt[0]() is not None)
+        return stylize(*args, options=options, **kwargs)
+
+    outcome, _ = run(spec(noise_image(64, 56, 4), size=56, iterations=2), model, stylize=fake_gpu)
+    assert isinstance(outcome, Done), outcome
+    assert alive_at_retry == [False]
 
 
 def test_out_of_memory_twice_is_a_clear_error(model: Any) -> None:
