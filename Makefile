@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SHARED_WEIGHTS := ../shared/weights/vgg19_features_fp16.pth
 SHARED_IMAGES := ../shared/images
 
-.PHONY: install run test lint typecheck demo bench soak clean
+.PHONY: install run test lint typecheck demo bench gallery gallery-sheet gpu-check soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,23 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.engine_vs_tutorial --gallery out/bench/gallery.jpg
 	$(BIN)/python -m benchmarks.pool_overhead
+	$(BIN)/python -m benchmarks.ray_overhead
+
+# The picture of /style-gallery list in the README: the built-in paintings and a sample server gallery.
+gallery-sheet: $(STAMP)
+	$(BIN)/python -m bot.gallery_sheet docs/images/gallery-sheet.jpg --server "Art Club" \
+		--painting "Our Mascot=$(SHARED_IMAGES)/content/chelsea.png" \
+		--painting "Coffee Break=$(SHARED_IMAGES)/content/coffee.png" \
+		--painting "Launch Day=$(SHARED_IMAGES)/content/rocket.jpg" \
+		--painting "Moonwalk=$(SHARED_IMAGES)/content/astronaut.png"
+
+# Contact sheet (4 photos x 4 paintings, balanced) and strength sheet into docs/images/: look before and after.
+gallery: $(STAMP)
+	$(BIN)/python -m benchmarks.gallery
+
+# Everything a GPU must prove, in one call (at most ~6 minutes); one line and exit 0 without a GPU.
+gpu-check: $(STAMP)
+	$(BIN)/python -m benchmarks.gpu_check --output out/gpu-check.txt
 
 # The soak run: 200+ requests with every fault against the real bot and worker pool (a few minutes; README: Reliability).
 soak: $(STAMP)

@@ -15,8 +15,9 @@ from bot.config import Settings
 from bot.db import Database, JobRecord
 from bot.delivery import pings
 from bot.failures import GENERIC, describe_command_error
+from bot.gallery import GalleryStore, PaintingCatalog
 from bot.jobs import JobService
-from bot.limits import Limits, LimitsLookup
+from bot.limits import MB, Limits, LimitsLookup
 from bot.render import error_embed
 from nst_engine.pool.protocol import StyleBackend
 
@@ -31,10 +32,11 @@ GENERIC_ERROR = GENERIC
 
 
 def build_backend(settings: Settings) -> StyleBackend:
-    """The default backend: a local process pool configured from the settings."""
-    from nst_engine.pool import ProcessPoolBackend
+    """The default backend: a local process pool or a Ray cluster (NST_BACKEND), configured from the settings."""
+    from nst_engine.pool import backend_from_env
 
-    return ProcessPoolBackend(
+    return backend_from_env(
+        settings.nst_backend, ray_address=settings.ray_address, cpus_per_worker=settings.nst_cpus_per_worker,
         workers=settings.nst_workers,
         device=settings.nst_device,
         weights=settings.nst_weights,
@@ -46,7 +48,7 @@ def build_backend(settings: Settings) -> StyleBackend:
 class StyleBot(commands.Bot):
     """The style transfer bot.
 
-    ``backend``: the StyleBackend to run jobs on (default: a ProcessPoolBackend from the settings). An injected
+    ``backend``: the StyleBackend to run jobs on (default: built from the settings, NST_BACKEND=process|ray). An injected
     backend is started and closed by the bot only when ``manage_backend`` is True.
     ``engine_overrides``: StyleOptions fields forced on every job (tests and development, e.g.
     ``{"size": 48, "iterations": 4}``); the output size stays capped by the limits. They are handed to the job
@@ -84,6 +86,7 @@ class StyleBot(commands.Bot):
         self._background: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
+        from bot.cogs.gallery import GalleryCog, StylizeCog
         from bot.cogs.help import HelpCog
         from bot.cogs.limits import LimitsCog
         from bot.cogs.style import StyleCog
@@ -100,9 +103,15 @@ class StyleBot(commands.Bot):
             self.settings, self.backend, self.db, self.limits_for, engine_overrides=self._engine_overrides
         )
         await self.jobs.start()
-        await self.add_cog(StyleCog(self.settings, self.jobs))
+        # Style gallery (bot/gallery.py): the built-in paintings and each server's own.
+        self.gallery = GalleryStore(self.db, max_items=self.settings.gallery_max_items,
+                                    max_bytes=int(self.settings.gallery_max_mb * MB))
+        self.paintings = PaintingCatalog(self.gallery)
+        await self.add_cog(StyleCog(self.settings, self.jobs, self.paintings))
         await self.add_cog(LimitsCog(self.settings, self.db, self.limits_for))
         await self.add_cog(HelpCog(self.settings, self.limits_for))
+        await self.add_cog(GalleryCog(self.settings, self.gallery, self.limits_for))
+        await self.add_cog(StylizeCog(self.settings, self.jobs, self.paintings, self.limits_for, self.tree))
         self.add_dynamic_items(CancelButton, RerunButton)
         if self.settings.sync_commands:
             await self.sync_commands()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -44,12 +44,21 @@ class Settings(BaseSettings):
     rerun_cache_size: int = Field(32, ge=0)  # jobs whose inputs are kept for the re-run buttons
     rerun_cache_ttl: float = Field(3600.0, gt=0)
 
+    # Style gallery (bot/gallery.py): per-server paintings, and the long side they are stored at.
+    gallery_max_items: int = Field(25, ge=1, le=50)
+    gallery_max_mb: float = Field(20.0, gt=0)
+    gallery_max_side: int = Field(1024, ge=256, le=4096)
+
     # Engine and worker pool.
     nst_weights: str = "imagenet"
     nst_device: str = "auto"
-    nst_workers: int = Field(1, ge=1)
+    nst_workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     nst_job_timeout: float = Field(600.0, gt=0)
     nst_max_queue: int = Field(16, ge=1)
+    # Where jobs run: "process" (worker processes here) or "ray" (a Ray cluster, see README "Scaling out").
+    nst_backend: Literal["process", "ray"] = "process"
+    ray_address: str | None = None  # Ray's own variable: the cluster to join; unset = a local Ray on this machine
+    nst_cpus_per_worker: float = Field(1.0, gt=0)  # Ray: CPUs each slot reserves (and a CPU slot's threads)
 
     log_level: str = "INFO"
 

@@ -46,7 +46,23 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 2: find unfinished jobs quickly at start-up.
     "CREATE INDEX jobs_state ON jobs(state);",
-    # 3: where a job's status message is, so after a restart it can say what happened (and lose its Cancel button).
+    # 3: each server's style gallery (bot/gallery.py): normalised JPEG + thumbnail, names unique ignoring case.
+    """
+    CREATE TABLE gallery (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        guild_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        name_key TEXT NOT NULL,
+        image BLOB NOT NULL,
+        thumb BLOB NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        added_by INTEGER NOT NULL,
+        added_at REAL NOT NULL,
+        UNIQUE (guild_id, name_key)
+    );
+    """,
+    # 4: where a job's status message is, so after a restart it can say what happened (and lose its Cancel button).
     """
     ALTER TABLE jobs ADD COLUMN status_channel_id INTEGER;
     ALTER TABLE jobs ADD COLUMN status_message_id INTEGER;
