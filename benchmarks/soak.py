@@ -191,6 +191,7 @@ class Sample:
     threads: int
     fds: int
     children: int
+    sockets: int = 0  # of the fds: aiohttp keeps a few idle keep-alive connections pooled for a while
 
 
 def proc_children(pid: int) -> list[int]:
@@ -206,9 +207,13 @@ def sample(pid: int) -> Sample | None:
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        links = []
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                links.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
         return Sample(
             t=time.monotonic(), rss_mb=int(fields["VmRSS"].split()[0]) / 1024, threads=int(fields["Threads"]),
-            fds=len(os.listdir(f"/proc/{pid}/fd")), children=len(proc_children(pid)),
+            fds=len(links), children=len(proc_children(pid)), sockets=sum(1 for x in links if x.startswith("socket:")),
         )
     except (OSError, KeyError, ValueError):
         return None
@@ -574,7 +579,7 @@ class Soak:
         t0 = time.monotonic()
         end = self.bot.sample()
         while warm is not None and end is not None and time.monotonic() - t0 < timeout:
-            if end.fds <= warm.fds and end.threads <= warm.threads and end.children <= warm.children:
+            if not resource_growth(warm, end):
                 break
             await asyncio.sleep(1.0)
             end = self.bot.sample()
@@ -867,9 +872,7 @@ class Soak:
             if mb >= MEMORY_GROWTH_LIMIT_MB:
                 failures.append(f"bot #{phase} memory grew {mb:.0f} MB after warm-up (limit {MEMORY_GROWTH_LIMIT_MB:g})")
         if final_warm and end:
-            for name in ("fds", "threads", "children"):
-                if getattr(end, name) > getattr(final_warm, name):
-                    failures.append(f"{name} not back to baseline: {getattr(final_warm, name)} -> {getattr(end, name)}")
+            failures += resource_growth(final_warm, end)
         elif not end:
             failures.append("the bot was not running at the end")
         if max(waits, default=0) > 1:
@@ -906,6 +909,22 @@ class Soak:
                         ahead[other] += 1
                 out.append(max(ahead.values(), default=0))
         return out
+
+
+SOCKET_SLACK = 4  # idle keep-alive connections aiohttp may still pool (they close after 15 s idle); more is a leak
+
+
+def resource_growth(warm: Sample, end: Sample) -> list[str]:
+    """What did not come back to the warm baseline: files and pipes exactly, threads and children exactly,
+    sockets within the keep-alive slack."""
+    out = []
+    for name, now, then in (("file descriptors other than sockets", end.fds - end.sockets, warm.fds - warm.sockets),
+                            ("threads", end.threads, warm.threads), ("child processes", end.children, warm.children)):
+        if now > then:
+            out.append(f"{name} not back to baseline: {then} -> {now}")
+    if end.sockets > warm.sockets + SOCKET_SLACK:
+        out.append(f"sockets not back to baseline: {warm.sockets} -> {end.sockets}")
+    return out
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -971,7 +990,8 @@ def markdown(f: dict[str, Any], config: PlanConfig, seed: int, wall: float) -> s
 def _res(s: dict[str, Any] | None) -> str:
     if not s:
         return "?"
-    return f"{s['rss_mb']:.0f} MB, {s['threads']} threads, {s['fds']} fds, {s['children']} children"
+    return (f"{s['rss_mb']:.0f} MB, {s['threads']} threads, {s['fds']} fds ({s.get('sockets', 0)} sockets), "
+            f"{s['children']} children")
 
 
 def main(argv: list[str] | None = None) -> int:
