@@ -61,6 +61,12 @@ class Session:
     #: everything dispatched, for RESUME replay
     sent: list[dict[str, Any]] = field(default_factory=list)
     identify: dict[str, Any] = field(default_factory=dict)
+    shard: tuple[int, int] = (0, 1)  # (shard id, shard count) from IDENTIFY
+
+    def serves(self, guild_id: int | None) -> bool:
+        """Discord's rule: a guild's events go to shard (guild_id >> 22) % count; DMs go to shard 0."""
+        shard_id, count = self.shard
+        return (guild_id >> 22) % count == shard_id if guild_id is not None else shard_id == 0
 
 
 class Gateway:
@@ -74,16 +80,20 @@ class Gateway:
 
     # ------------------------------------------------------------------ dispatch
     async def dispatch(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> None:
+        guild_id = int(data["guild_id"]) if data.get("guild_id") else None
         for session in list(self.sessions.values()):
             if intent is not None and not session.intents & intent:
+                continue
+            if not session.serves(guild_id):
                 continue
             await self._send_event(session, event, data)
 
     async def dispatch_message(self, event: str, data: dict[str, Any], msg: FakeMessage) -> None:
         """MESSAGE_* events honour GUILD_MESSAGES / DIRECT_MESSAGES and the message_content intent."""
         intent = DIRECT_MESSAGES if msg.channel.is_dm else GUILD_MESSAGES
+        guild_id = msg.channel.guild.id if msg.channel.guild is not None else None
         for session in list(self.sessions.values()):
-            if not session.intents & intent:
+            if not session.intents & intent or not session.serves(guild_id):
                 continue
             payload = data
             if (event != "MESSAGE_DELETE" and not msg.channel.is_dm and not session.intents & MESSAGE_CONTENT
@@ -150,6 +160,13 @@ class Gateway:
             self.heartbeats += 1
             await conn.send({"op": HEARTBEAT_ACK, "d": None})
         elif op == IDENTIFY:
+            if int((d or {}).get("intents", 0)) & MESSAGE_CONTENT and not self.fake.config.app_flags & (3 << 18):
+                await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
+                return None
+            shard = (d or {}).get("shard") or [0, 1]
+            if not (isinstance(shard, list) and len(shard) == 2 and 0 <= int(shard[0]) < int(shard[1])):
+                await conn.ws.close(code=4010, message=b"Invalid shard.")
+                return None
             return await self._identify(conn, d or {})
         elif op == RESUME:
             return await self._resume(conn, d or {})
@@ -164,25 +181,25 @@ class Gateway:
     async def _identify(self, conn: Connection, d: dict[str, Any]) -> Session:
         fake = self.fake
         self.identify_count += 1
-        session = Session(secrets.token_hex(16), int(d.get("intents", 0)), conn=conn, identify=d)
+        shard_id, shard_count = (int(x) for x in (d.get("shard") or [0, 1]))
+        session = Session(secrets.token_hex(16), int(d.get("intents", 0)), conn=conn, identify=d,
+                          shard=(shard_id, shard_count))
         self.sessions[session.id] = session
+        served = [g for g in fake.guilds.values() if g.member(fake.bot_user) is not None and session.serves(g.id)]
         ready = {
             "v": 10,
             "user": {**fake.bot_user.payload(), "verified": True, "mfa_enabled": False},
-            "guilds": [{"id": str(g.id), "unavailable": True} for g in fake.guilds.values()
-                       if g.member(fake.bot_user) is not None],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in served],
             "session_id": session.id,
             "resume_gateway_url": fake.gateway_url,
-            "shard": [0, 1],
-            "application": {"id": str(fake.application_id), "flags": 1 << 19},
+            "shard": [shard_id, shard_count],
+            "application": {"id": str(fake.application_id), "flags": fake.config.app_flags},
             "private_channels": [],
             "relationships": [],
             "presences": [],
         }
         await self._send_event(session, "READY", ready)
-        for guild in fake.guilds.values():
-            if guild.member(fake.bot_user) is None:
-                continue
+        for guild in served:
             # Without GUILD_PRESENCES Discord only includes the bot itself; discord.py then chunks (op 8)
             if session.intents & GUILD_PRESENCES:
                 members = list(guild.members.values())

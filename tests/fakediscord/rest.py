@@ -166,7 +166,7 @@ async def get_gateway(c: Call) -> Any:
 
 @route("GET", "/gateway/bot")
 async def get_gateway_bot(c: Call) -> Any:
-    return {"url": c.fake.gateway_url, "shards": 1,
+    return {"url": c.fake.gateway_url, "shards": c.fake.config.shards,
             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}
 
 
@@ -199,7 +199,7 @@ def _app_info(fake: FakeDiscord) -> dict[str, Any]:
         "summary": "",
         "verify_key": "0" * 64,
         "team": None,
-        "flags": 1 << 19,  # GATEWAY_MESSAGE_CONTENT_LIMITED
+        "flags": fake.config.app_flags,  # default GATEWAY_MESSAGE_CONTENT_LIMITED
         "interactions_endpoint_url": None,
         "tags": [],
     }

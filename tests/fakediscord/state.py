@@ -508,3 +508,8 @@ class FakeConfig:
     heartbeat_interval_ms: int = 41_250
     #: None: accept any bot token; else REST calls with another token get 401
     token: str | None = None
+    #: shards GET /gateway/bot recommends (discord.py's AutoShardedClient with shard_count=None uses it)
+    shards: int = 1
+    #: the application's flags (GET /applications/@me); without GATEWAY_MESSAGE_CONTENT(_LIMITED), 1 << 18 or
+    #: 1 << 19, an IDENTIFY asking for the message_content intent is closed with 4014 "Disallowed intent(s)"
+    app_flags: int = 1 << 19

@@ -64,6 +64,12 @@ async def test_unreachable_api_refused_token_and_missing_intent(tmp_path):
         checks, _ = await run_checks(settings_factory=lambda: settings(tmp_path), weights=False,
                                      api_base=fake.api_base)
         assert "refused DISCORD_TOKEN (401 Unauthorized)" in by_name(checks)["discord"].detail
+        fake.config.token = None
+        fake.config.app_flags = 0
+        checks, _ = await run_checks(settings_factory=lambda: settings(tmp_path), weights=False,
+                                     api_base=fake.api_base)
+        assert by_name(checks)["discord"].ok and not by_name(checks)["intents"].ok
+        assert "enable Message Content" in by_name(checks)["intents"].line()
     assert by_name(checks)["database"].ok and "writable" in by_name(checks)["database"].detail
 
 
