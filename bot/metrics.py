@@ -423,3 +423,21 @@ def total(text: str, name: str, labels: dict[str, str] | None = None) -> float:
 __all__ = [
     "BotMetrics", "DiscordGateway", "Health", "MetricsServer", "ReportsWorkers", "WorkerStatus", "sample", "total",
 ]
+
+
+def instrument(bot: object, metrics: BotMetrics) -> None:
+    """Read a running StyleBot's state at scrape time (its job service exists once ``setup_hook`` has run)."""
+
+    def jobs() -> object | None:
+        return getattr(bot, "jobs", None)
+
+    def waiting() -> int:
+        service = jobs()
+        return service.queue.waiting if service is not None else 0  # type: ignore[attr-defined]
+
+    def running() -> int:
+        service = jobs()
+        return service.queue.running if service is not None else 0  # type: ignore[attr-defined]
+
+    metrics.watch(gateway=DiscordGateway(bot), backend=lambda: getattr(bot, "backend", None),
+                  queue_depth=waiting, jobs_running=running)
