@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SHARED_WEIGHTS := ../shared/weights/vgg19_features_fp16.pth
 SHARED_IMAGES := ../shared/images
 
-.PHONY: install run doctor test lint demo bench clean
+.PHONY: install run doctor test lint typecheck demo bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,7 +31,11 @@ doctor: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check nst_engine bot tests benchmarks
 
-test: lint
+# Types: mypy over nst_engine and bot ([tool.mypy] in pyproject.toml).
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+test: lint typecheck
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 demo: $(STAMP)

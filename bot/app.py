@@ -1,4 +1,5 @@
-"""The bot: a ``commands.Bot`` that owns the database, the style backend and the job service."""
+"""The bot: a ``commands.Bot`` that makes the database, the style backend and the job service, and hands each cog
+what it uses. Nothing calls back into it: jobs report through return values and events (``bot.events``)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.db import Database, JobRecord
+from bot.failures import GENERIC, describe_command_error
 from bot.jobs import JobService
-from bot.limits import Limits, effective_limits
+from bot.limits import Limits, LimitsLookup
 from bot.render import error_embed
 from nst_engine.pool.protocol import StyleBackend
 
@@ -23,7 +25,7 @@ RESTART_NOTICE = (
     "{mention} the bot restarted while your style transfer job was running, so it was lost. "
     "Please send it again."
 )
-GENERIC_ERROR = "Something went wrong on my side. It has been logged; please try again."
+GENERIC_ERROR = GENERIC
 
 
 def build_backend(settings: Settings) -> StyleBackend:
@@ -45,7 +47,8 @@ class StyleBot(commands.Bot):
     ``backend``: the StyleBackend to run jobs on (default: a ProcessPoolBackend from the settings). An injected
     backend is started and closed by the bot only when ``manage_backend`` is True.
     ``engine_overrides``: StyleOptions fields forced on every job (tests and development, e.g.
-    ``{"size": 48, "iterations": 4}``); the output size stays capped by the limits.
+    ``{"size": 48, "iterations": 4}``); the output size stays capped by the limits. They are handed to the job
+    service, which reads ``jobs.engine_overrides`` at each request.
     """
 
     def __init__(
@@ -65,13 +68,15 @@ class StyleBot(commands.Bot):
             intents=intents,
             help_command=None,
             allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True),
+            tree_cls=StyleTree,
             **options,
         )
         self.backend = backend
         self.manage_backend = backend is None if manage_backend is None else manage_backend
-        self.engine_overrides = dict(engine_overrides or {})
+        self._engine_overrides = dict(engine_overrides or {})  # handed to the job service, which reads them per job
         self.db = Database(self.settings.database_path)
         self.ceilings = Limits.from_settings(self.settings)
+        self.limits_for = LimitsLookup(self.ceilings, self.db)
         self.jobs: JobService
         self._background: set[asyncio.Task[None]] = set()
 
@@ -88,13 +93,14 @@ class StyleBot(commands.Bot):
             self.backend = build_backend(self.settings)
         if self.manage_backend:
             await self.backend.start()
-        self.jobs = JobService(self, self.backend, engine_overrides=self.engine_overrides)
+        self.jobs = JobService(
+            self.settings, self.backend, self.db, self.limits_for, engine_overrides=self._engine_overrides
+        )
         await self.jobs.start()
-        await self.add_cog(StyleCog(self))
-        await self.add_cog(LimitsCog(self))
-        await self.add_cog(HelpCog(self))
+        await self.add_cog(StyleCog(self.settings, self.jobs))
+        await self.add_cog(LimitsCog(self.settings, self.db, self.limits_for))
+        await self.add_cog(HelpCog(self.settings, self.limits_for))
         self.add_dynamic_items(CancelButton, RerunButton)
-        self.tree.on_error = self.on_app_command_error
         if self.settings.sync_commands:
             await self.sync_commands()
         if stale:
@@ -127,19 +133,11 @@ class StyleBot(commands.Bot):
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def limits_for(self, guild: discord.abc.Snowflake | None) -> Limits:
-        if guild is None:
-            return self.ceilings
-        return effective_limits(self.ceilings, await self.db.guild_limits(guild.id))
-
     async def _report_interrupted(self, records: list[JobRecord]) -> None:
         await self.wait_until_ready()
         for rec in records:
             text = RESTART_NOTICE.format(mention=f"<@{rec.user_id}>")
-            try:
-                channel = self.get_channel(rec.channel_id) or await self.fetch_channel(rec.channel_id)
-                await channel.send(text)  # type: ignore[union-attr]
-            except discord.HTTPException:
+            if not await self._tell_channel(rec.channel_id, text):
                 try:
                     user = await self.fetch_user(rec.user_id)
                     await user.send(text)
@@ -148,38 +146,41 @@ class StyleBot(commands.Bot):
             await self.db.set_job_state(rec.job_id, "interrupted")
             log.info("job %s user=%s outcome=interrupted-by-restart (user told)", rec.job_id, rec.user_id)
 
+    async def _tell_channel(self, channel_id: int, text: str) -> bool:
+        try:
+            channel = self.get_channel(channel_id) or await self.fetch_channel(channel_id)
+            if not isinstance(channel, discord.abc.Messageable):
+                return False
+            await channel.send(text)
+        except discord.HTTPException:
+            return False
+        return True
+
     # -- error handlers: never silent, never a traceback to users --------------------------------------
 
-    async def on_command_error(self, ctx: commands.Context, error: commands.CommandError) -> None:  # type: ignore[override]
+    async def on_command_error(self, ctx: commands.Context[Any], error: commands.CommandError) -> None:
         if isinstance(error, commands.CommandNotFound):
             return
-        if isinstance(error, commands.UserInputError):
-            message = f"{error} Try `{self.settings.bot_prefix}style-help`."
-        elif isinstance(error, commands.CheckFailure):
-            message = str(error) or "You can't use this command here."
-        else:
-            original = getattr(error, "original", error)
-            log.error("command %s failed", ctx.command, exc_info=original)
+        message = describe_command_error(error)
+        if message is None:
+            log.error("command %s failed", ctx.command, exc_info=getattr(error, "original", error))
             message = GENERIC_ERROR
+        elif isinstance(error, commands.UserInputError):
+            message = f"{message} Try `{self.settings.bot_prefix}style-help`."
         try:
             await ctx.reply(embed=error_embed(message), mention_author=False)
         except discord.HTTPException:
             log.warning("could not report a command error to %s", ctx.author.id)
 
-    async def on_app_command_error(
-        self, interaction: discord.Interaction, error: app_commands.AppCommandError
-    ) -> None:
-        if isinstance(error, app_commands.NoPrivateMessage):
-            message = "This command only works in a server."
-        elif isinstance(error, app_commands.MissingPermissions):
-            message = "You need the Manage Server permission for this."
-        elif isinstance(error, app_commands.CheckFailure):
-            message = str(error) or "You can't use this command here."
-        elif isinstance(error, app_commands.TransformerError):
-            message = str(error)
-        else:
-            original = getattr(error, "original", error)
-            log.error("app command %s failed", interaction.command and interaction.command.name, exc_info=original)
+
+class StyleTree(app_commands.CommandTree):
+    """The command tree, with the bot's one error handler for application commands."""
+
+    async def on_error(self, interaction: discord.Interaction, error: app_commands.AppCommandError) -> None:
+        message = describe_command_error(error)
+        if message is None:
+            log.error("app command %s failed", interaction.command and interaction.command.name,
+                      exc_info=getattr(error, "original", error))
             message = GENERIC_ERROR
         embed = error_embed(message)
         try:

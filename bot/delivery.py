@@ -1,4 +1,5 @@
-"""Where a job's status and result go: the interaction's response, or replies to the user's message.
+"""Where a job's status and result go (the interaction's response, or replies to the user's message), and the
+delivery of the result within the upload limit.
 
 An interaction token lives 15 minutes; after that (tracked by time, and by Discord's 401/404 answers)
 the result is posted as a normal channel message that mentions the user.
@@ -6,10 +7,18 @@ the result is posted as a normal channel message that mentions the user.
 
 from __future__ import annotations
 
+import asyncio
+import io
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import discord
+
+from bot import render
+from nst_engine.errors import EncodeError
+from nst_engine.images import encode_image, human_bytes
+from nst_engine.types import ProgressEvent, StyleResult
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +62,7 @@ def _where(channel: discord.abc.Messageable) -> str:
 class Reporter:
     """The surface a job talks to. ``status`` edits one message; ``send`` posts the result."""
 
-    user: discord.abc.User
+    user: discord.User | discord.Member
     channel: discord.abc.Messageable
     guild: discord.Guild | None
 
@@ -80,11 +89,13 @@ class Reporter:
         view: discord.ui.View | None, reference: discord.MessageReference | None = None,
     ) -> discord.Message:
         """Post in the channel; where Discord forbids it (missing permissions), post in the user's DMs."""
-        kwargs: dict = {"content": content, "embeds": embeds}
+        kwargs: dict[str, Any] = {"content": content, "embeds": embeds}
         if view is not None:
             kwargs["view"] = view
         try:
-            return await self.channel.send(files=files(), reference=reference, **kwargs)
+            if reference is not None:
+                return await self.channel.send(files=files(), reference=reference, **kwargs)
+            return await self.channel.send(files=files(), **kwargs)
         except discord.Forbidden:
             if self.guild is None:
                 raise  # already a DM: nowhere else to go
@@ -111,9 +122,9 @@ class InteractionReporter(Reporter):
         self.user = interaction.user
         self.guild = interaction.guild
         channel = interaction.channel
-        if channel is None:
-            raise RuntimeError("interaction without a channel")
-        self.channel = channel  # type: ignore[assignment]
+        if not isinstance(channel, discord.abc.Messageable):  # None, or a forum/category: nowhere to answer
+            raise RuntimeError("interaction without a text channel")
+        self.channel = channel
         self.lifetime = lifetime
         self.expired = False
         self._status: discord.WebhookMessage | None = None  # a follow-up replacing a deleted original
@@ -214,16 +225,20 @@ class MessageReporter(Reporter):
         if view is not None:
             kwargs["view"] = view
         try:
-            return await self.channel.send(reference=self._reference, **kwargs)
+            if self._reference is not None:
+                kwargs["reference"] = self._reference
+            return await self.channel.send(**kwargs)
         except discord.Forbidden:
             if self.guild is None:
                 raise
         # The bot may not post here at all: carry on in the user's DMs, saying why once.
         reason = self._forbidden_reason(files=bool(files))
         self._note = f"{reason}, so I'm answering here."
-        log.info("forbidden in channel %s; moving job status for user %s to DMs", self.channel.id, self.user.id)
+        log.info("forbidden in channel %s; moving job status for user %s to DMs", getattr(self.channel, "id", "?"),
+                 self.user.id)
         self.channel = await self.user.create_dm()
         self._reference = None
+        kwargs.pop("reference", None)
         self.dm_reason = reason
         kwargs["content"] = f"{self._note}\n{content}" if content else self._note
         kwargs["files"] = _rewound(files)
@@ -240,3 +255,103 @@ def _rewound(files: Sequence[discord.File]) -> list[discord.File]:
     for f in files:
         f.reset()
     return list(files)
+
+
+# -- the result ------------------------------------------------------------------------------------------------
+
+
+class DeliveryFailed(Exception):
+    """The result could not be posted within the upload limit; the message is for the user."""
+
+
+def as_file(data: bytes, name: str) -> discord.File:
+    return discord.File(io.BytesIO(data), filename=name)
+
+
+def preview_file(event: ProgressEvent) -> discord.File | None:
+    """The progress event's preview picture as a JPEG attachment (None when the event has none)."""
+    if event.preview is None:
+        return None
+    buf = io.BytesIO()
+    event.preview.save(buf, format="JPEG", quality=70)
+    return as_file(buf.getvalue(), "preview.jpg")
+
+
+async def deliver_result(
+    reporter: Reporter, result: StyleResult, *, job_id: str, view: discord.ui.View | None, attempts: int = 4
+) -> None:
+    """Post the picture (and the loss chart when it fits) within the upload limit, then mark the status done.
+
+    Discord's real limit can be lower than the one it announces: on 413 the chart is dropped and the picture is
+    re-encoded at half the size, up to ``attempts`` times. Raises DeliveryFailed when nothing fits.
+    """
+    limit = reporter.upload_limit
+    chart = await asyncio.to_thread(result.loss_chart_png)
+    margin = min(64 * 1024, limit // 10)  # room for the JSON part of the upload
+    # The chart is a bonus: leave it out when it would take a big share of a small upload limit.
+    with_chart = len(chart) * 4 < limit
+    budget = limit - margin - (len(chart) if with_chart else 0)
+    note = ""
+    for _attempt in range(attempts):
+        try:
+            encoded = await asyncio.to_thread(encode_image, result.image, max_bytes=max(1, budget))
+        except EncodeError as exc:
+            raise DeliveryFailed(
+                f"The result could not be made small enough for this server's upload limit "
+                f"({human_bytes(limit)}): {exc}."
+            ) from exc
+        name = f"styled.{encoded.extension}"
+        embed = render.result_embed(result.summary, user=reporter.user, filename=name, chart=with_chart, note=note)
+        data, chart_now = encoded.data, with_chart
+
+        def files(data: bytes = data, name: str = name, chart_now: bool = chart_now) -> list[discord.File]:
+            out = [as_file(data, name)]
+            if chart_now:
+                out.append(as_file(chart, "losses.png"))
+            return out
+
+        try:
+            sent = await reporter.send(
+                content=f"{reporter.user.mention} here is your picture.", embeds=[embed], files=files, view=view,
+            )
+        except discord.HTTPException as exc:
+            if exc.status != 413:
+                raise
+            log.info("job %s upload refused (413) at %d bytes; re-encoding smaller", job_id, len(data))
+            with_chart = False
+            budget = len(data) // 2
+            note = "re-encoded smaller to fit this server's upload limit"
+            continue
+        await best_effort(reporter.status(_done_text(reporter, sent), embed=None, view=None))
+        return
+    raise DeliveryFailed(
+        "Discord refused the result even after shrinking it: this server's upload limit is too small. "
+        "Try the `fast` preset or a smaller output size."
+    )
+
+
+def _done_text(reporter: Reporter, sent: discord.Message | None) -> str:
+    moved = sent is not None and reporter.dm_reason and isinstance(sent.channel, discord.DMChannel)
+    if moved and reporter.guild is not None and not isinstance(reporter.channel, discord.DMChannel):
+        # The status stayed in the channel but the upload was refused there.
+        return f"Done, but {reporter.dm_reason}, so the result is in your direct messages."
+    return "Done: the result is below."
+
+
+async def best_effort(update: Awaitable[None]) -> None:
+    """Status edits are best effort: a failed edit must not fail the job."""
+    try:
+        await update
+    except discord.HTTPException as exc:
+        log.warning("status update failed: %s", exc)
+
+
+async def tell_failure(reporter: Reporter, message: str, *, title: str = "Can't do that") -> None:
+    """Put a failure in the status (and, once the interaction token has expired, in a message of its own)."""
+    embed = render.error_embed(message, title=title)
+    try:
+        await reporter.status(None, embed=embed, view=None)
+        if getattr(reporter, "expired", False):
+            await reporter.send(content=reporter.user.mention, embeds=[embed], files=list, view=None)
+    except discord.HTTPException:
+        log.exception("could not tell user %s: %s", reporter.user.id, message)

@@ -1,12 +1,17 @@
-"""Download attachments with a hard byte cap and a time limit (Content-Length is never trusted)."""
+"""Download attachments with a hard byte cap and a time limit (Content-Length is never trusted), and decode them."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import aiohttp
+from PIL import Image
 
-from nst_engine.images import human_bytes
+from bot.limits import Limits
+from bot.policy import ImageInput, InputFile, Inputs, Refusal, Source, image_refusal, role_name
+from nst_engine.errors import ImageError
+from nst_engine.images import ImageLimits, decode_image, human_bytes
 
 CHUNK = 64 * 1024
 
@@ -67,3 +72,54 @@ async def download(
             f"Could not download `{filename}` ({type(exc).__name__}); try uploading it again.",
             filename=filename,
         ) from exc
+
+
+class Downloader:
+    """Turns a request's sources into decoded images: attachments are downloaded in parallel, within the limits."""
+
+    def __init__(self, *, timeout: float) -> None:
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession()
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def fetch(self, sources: Sequence[Source], limits: Limits) -> Inputs:
+        """Download and decode; raises DownloadError, or Refusal for a file that is not a usable image."""
+        files = [s for s in sources if isinstance(s, InputFile)]
+        session = self._session
+        if session is None and files:
+            raise RuntimeError("Downloader.start() was not awaited")
+        tasks = [
+            asyncio.create_task(
+                download(session, f.url, filename=f.filename, max_bytes=limits.max_bytes, timeout=self.timeout)
+            )
+            for f in files
+            if session is not None
+        ]
+        try:
+            blobs = await asyncio.gather(*tasks)
+        finally:
+            # One failed (or cancelled) download decides the request: stop the others now, not at their timeout.
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        data = dict(zip(map(id, files), blobs, strict=True))
+        image_limits = ImageLimits(max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+        n_styles = len(sources) - 1
+        images: list[Image.Image] = []
+        for i, source in enumerate(sources):
+            if isinstance(source, ImageInput):
+                images.append(source.image)
+                continue
+            try:
+                images.append(await asyncio.to_thread(decode_image, data[id(source)], role=role_name(i, n_styles),
+                                                      limits=image_limits))
+            except ImageError as exc:
+                raise Refusal(image_refusal(exc, filename=source.filename), reason="bad-image") from exc
+        names = [s.filename if isinstance(s, InputFile) else s.name for s in sources]
+        return Inputs(content=images[0], styles=images[1:], names=names)

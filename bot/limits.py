@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Protocol
 
 from bot.config import KNOWN_PRESETS, Settings
 
@@ -75,6 +75,24 @@ def effective_limits(ceilings: Limits, guild: GuildLimits | None) -> Limits:
         max_output_side=int(_min(ceilings.max_output_side, guild.max_output_side)),
         allowed_presets=presets,
     )
+
+
+class GuildLimitsStore(Protocol):
+    async def guild_limits(self, guild_id: int) -> GuildLimits: ...
+
+
+class LimitsLookup:
+    """The limits that apply in a server (None: a DM, where the ceilings apply); a callable the job service and the
+    cogs are given."""
+
+    def __init__(self, ceilings: Limits, store: GuildLimitsStore) -> None:
+        self.ceilings = ceilings
+        self.store = store
+
+    async def __call__(self, guild_id: int | None) -> Limits:
+        if guild_id is None:
+            return self.ceilings
+        return effective_limits(self.ceilings, await self.store.guild_limits(guild_id))
 
 
 def _min(ceiling: float, value: float | None) -> float:

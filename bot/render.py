@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import discord
 
+from bot.config import Settings
 from bot.limits import Limits
+from bot.parsing import STRENGTH_MAX, STRENGTH_MIN
 from nst_engine.types import LossSummary, ProgressEvent
 
-COLOR_OK = discord.Colour.green()
-COLOR_ERROR = discord.Colour.red()
-COLOR_INFO = discord.Colour.blurple()
+COLOR_OK = discord.Color.green()
+COLOR_ERROR = discord.Color.red()
+COLOR_INFO = discord.Color.blurple()
 
 
 def progress_bar(fraction: float, width: int = 20) -> str:
@@ -66,7 +68,7 @@ def result_embed(
     summary: LossSummary, *, user: discord.abc.User | None, filename: str, chart: bool = True, note: str = ""
 ) -> discord.Embed:
     start, end = summary.start, summary.end
-    embed = discord.Embed(title="Style transfer done", colour=COLOR_OK)
+    embed = discord.Embed(title="Style transfer done", color=COLOR_OK)
     if user is not None:
         embed.set_author(name=user.display_name, icon_url=user.display_avatar.url)
     rows = [
@@ -92,12 +94,12 @@ def result_embed(
 
 
 def error_embed(message: str, *, title: str = "Can't do that") -> discord.Embed:
-    return discord.Embed(title=title, description=message, colour=COLOR_ERROR)
+    return discord.Embed(title=title, description=message, color=COLOR_ERROR)
 
 
 def limits_embed(limits: Limits, *, ceilings: Limits, guild_name: str | None, max_styles: int) -> discord.Embed:
     where = f"on **{guild_name}**" if guild_name else "in direct messages (bot-wide limits)"
-    embed = discord.Embed(title="Style transfer limits", description=f"Limits {where}:", colour=COLOR_INFO)
+    embed = discord.Embed(title="Style transfer limits", description=f"Limits {where}:", color=COLOR_INFO)
 
     def row(value: float, ceiling: float, unit: str) -> str:
         text = f"{value:g} {unit}"
@@ -113,21 +115,24 @@ def limits_embed(limits: Limits, *, ceilings: Limits, guild_name: str | None, ma
     return embed
 
 
-def help_embed(prefix: str, *, limits: Limits, max_styles: int) -> discord.Embed:
+def help_embed(settings: Settings, *, limits: Limits) -> discord.Embed:
+    """How to use the bot, with the numbers of this server's limits and the bot's settings."""
+    prefix, max_styles = settings.bot_prefix, settings.max_styles
     embed = discord.Embed(
         title="Neural style transfer",
         description=(
             "Paint one picture in the style of another. Send two images: the **content** (what to show) "
             "and the **style** (how it should look). The result comes back with a loss summary."
         ),
-        colour=COLOR_INFO,
+        color=COLOR_INFO,
     )
+    example = "balanced" if "balanced" in limits.allowed_presets else limits.allowed_presets[0]
     embed.add_field(
         name="Slash command",
         value=(
-            "`/style content:<image> style:<image> preset:balanced strength:1.5`\n"
-            "Options: `preset` (fast, balanced, quality), `strength` (0.25 subtle … 4 strong), "
-            "`preserve_colors`, `seed`, and extra style images to blend."
+            f"`/style content:<image> style:<image> preset:{example} strength:1.5`\n"
+            f"Options: `preset` ({', '.join(limits.allowed_presets)}), `strength` ({STRENGTH_MIN:g} subtle … "
+            f"{STRENGTH_MAX:g} strong), `preserve_colors`, `seed`, and extra style images to blend."
         ),
         inline=False,
     )
@@ -135,7 +140,7 @@ def help_embed(prefix: str, *, limits: Limits, max_styles: int) -> discord.Embed
         name="Message command",
         value=(
             f"Attach two images to a message that says `{prefix}style` (first = content, second = style; "
-            f"more images are blended styles, up to {max_styles}). Example: `{prefix}style quality 2 colors`.\n"
+            f"more images are blended styles, up to {max_styles}). Example: `{prefix}style {example} 2 colors`.\n"
             f"Or reply to a message holding the content image, with the style image attached."
         ),
         inline=False,
@@ -145,7 +150,8 @@ def help_embed(prefix: str, *, limits: Limits, max_styles: int) -> discord.Embed
         value=(
             f"Files up to {limits.max_file_mb:g} MB and {limits.max_megapixels:g} MP; output up to "
             f"{limits.max_output_side} px; presets: {', '.join(limits.allowed_presets)}. "
-            "One job running and one waiting per person. `/style-limits show` lists this server's limits."
+            f"{_count(settings.user_max_running, 'job')} running and {settings.user_max_waiting} waiting per "
+            "person. `/style-limits show` lists this server's limits."
         ),
         inline=False,
     )
@@ -156,3 +162,7 @@ def help_embed(prefix: str, *, limits: Limits, max_styles: int) -> discord.Embed
         inline=False,
     )
     return embed
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"

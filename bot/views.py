@@ -1,18 +1,23 @@
-"""Buttons. They are DynamicItems (state in the custom_id), so they keep answering after a restart."""
+"""Buttons. They are DynamicItems (state in the custom_id), so they keep answering after a restart.
+
+A click is a request like a command: it goes down to the job service (``JobControls``, found on the client that
+received the interaction), never the other way.
+"""
 
 from __future__ import annotations
 
 import logging
+import re
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, cast
 
 import discord
 
-from bot.delivery import InteractionReporter
+from bot.delivery import InteractionReporter, Reporter
 from bot.parsing import STRENGTH_MAX, STRENGTH_MIN, StyleArgs
-
-if TYPE_CHECKING:
-    from bot.app import StyleBot
+from bot.policy import Source
+from bot.reruns import RerunEntry
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +27,25 @@ RERUN_KINDS = {
     "colors": ("Preserve colours", "🎨"),
     "stylecolors": ("Style's colours", "🖌️"),  # offered instead of "colors" when the result kept the colours
 }
+
+
+class JobControls(Protocol):
+    """What the buttons ask of the job service (``bot.jobs.JobService``)."""
+
+    def cancel(self, job_id: str, *, by: discord.abc.User, moderator: bool) -> str: ...
+
+    def rerun_entry(self, job_id: str) -> RerunEntry | None: ...
+
+    def submit(self, reporter: Reporter, sources: Sequence[Source], args: StyleArgs) -> object: ...
+
+
+class _HasJobs(Protocol):
+    jobs: JobControls
+
+
+def _controls(interaction: discord.Interaction) -> JobControls:
+    # DynamicItems are made by discord.py from a custom_id, so the only context they get is the client.
+    return cast(_HasJobs, interaction.client).jobs
 
 
 def _is_moderator(interaction: discord.Interaction) -> bool:
@@ -37,7 +61,9 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"nst:can
         self.job_id = job_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> CancelButton:
         return cls(match["job"])
 
     async def callback(self, interaction: discord.Interaction) -> None:
@@ -47,8 +73,7 @@ class CancelButton(discord.ui.DynamicItem[discord.ui.Button], template=r"nst:can
             await report_item_error(interaction, exc)
 
     async def _cancel(self, interaction: discord.Interaction) -> None:
-        bot: StyleBot = interaction.client  # type: ignore[assignment]
-        text = bot.jobs.cancel(self.job_id, by=interaction.user, moderator=_is_moderator(interaction))
+        text = _controls(interaction).cancel(self.job_id, by=interaction.user, moderator=_is_moderator(interaction))
         await interaction.response.send_message(text, ephemeral=True)
 
 
@@ -66,7 +91,9 @@ class RerunButton(
         self.job_id = job_id
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match: Any):
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> RerunButton:
         if match["kind"] not in RERUN_KINDS:
             raise ValueError("unknown re-run kind")
         return cls(match["kind"], match["job"])
@@ -78,8 +105,8 @@ class RerunButton(
             await report_item_error(interaction, exc)
 
     async def _rerun(self, interaction: discord.Interaction) -> None:
-        bot: StyleBot = interaction.client  # type: ignore[assignment]
-        entry = bot.jobs.reruns.get(self.job_id)
+        controls = _controls(interaction)
+        entry = controls.rerun_entry(self.job_id)
         if entry is None:
             await interaction.response.send_message(
                 "I no longer have the images of that job in memory (they are kept for a while after each result). "
@@ -93,7 +120,7 @@ class RerunButton(
             await interaction.response.send_message(_same_job_text(self.kind), ephemeral=True)
             return
         await interaction.response.defer(thinking=True)
-        bot.jobs.spawn(bot.jobs.handle_request(InteractionReporter(interaction), inputs=entry.inputs, args=args))
+        controls.submit(InteractionReporter(interaction), entry.inputs.sources(), args)
 
 
 def _same_job_text(kind: str) -> str:
@@ -123,6 +150,13 @@ async def report_item_error(interaction: discord.Interaction, error: Exception) 
             await interaction.response.send_message(text, ephemeral=True)
     except discord.HTTPException:
         pass
+
+
+def cancel_view(job_id: str) -> discord.ui.View:
+    """The Cancel button of a job's status message."""
+    view = discord.ui.View(timeout=None)
+    view.add_item(CancelButton(job_id))
+    return view
 
 
 def result_view(job_id: str, *, preserved_colors: bool = False) -> discord.ui.View:

@@ -4,9 +4,15 @@
     model = load_vgg("imagenet")           # or a path to a state_dict, or "random" for tests
     result = stylize(content, style, model=model, preset="balanced", progress=print)
     result.image.save("out.png"); print(result.summary)
+
+Importing the package does not import torch: ``load_vgg``, ``stylize`` and ``evaluate_losses`` load the engine on
+first use, so front ends that only check options (the bot) start fast and need no GPU stack.
 """
 
-from nst_engine.engine import check_options, evaluate_losses, load_vgg, plan_scales, resolve_options, stylize
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from nst_engine.errors import (
     Cancelled,
     CorruptImageError,
@@ -19,6 +25,7 @@ from nst_engine.errors import (
     UnsupportedFormatError,
     WeightsError,
 )
+from nst_engine.options import check_options, plan_scales, resolve_options
 from nst_engine.presets import DEFAULT_PRESET, PRESETS, Preset
 from nst_engine.types import (
     HistoryPoint,
@@ -28,6 +35,21 @@ from nst_engine.types import (
     StyleOptions,
     StyleResult,
 )
+
+if TYPE_CHECKING:
+    from nst_engine.engine import evaluate_losses, load_vgg, stylize
+
+_ENGINE = ("evaluate_losses", "load_vgg", "stylize")
+
+
+def __getattr__(name: str) -> Any:
+    # PEP 562: the torch-backed functions are imported when first asked for.
+    if name in _ENGINE:
+        from nst_engine import engine
+
+        return getattr(engine, name)
+    raise AttributeError(f"module 'nst_engine' has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_PRESET",

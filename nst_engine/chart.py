@@ -99,8 +99,8 @@ def render_loss_chart(history: Sequence[HistoryPoint], *, width: int = 640, heig
 
     # Legend across the top, left to right.
     x = left
-    for name, colour, _ in _SERIES:
-        draw.line([(x, 15 * s), (x + 16 * s, 15 * s)], fill=colour, width=3 * s)
+    for name, color, _ in _SERIES:
+        draw.line([(x, 15 * s), (x + 16 * s, 15 * s)], fill=color, width=3 * s)
         draw.text((x + 20 * s, 15 * s), name, fill=_TEXT, font=normal, anchor="lm")
         x += 20 * s + _text_size(draw, name, normal)[0] + 16 * s
 
@@ -156,9 +156,9 @@ def render_loss_chart(history: Sequence[HistoryPoint], *, width: int = 640, heig
     step = _nice_step(x1 - x0, 6)
     tick = math.ceil(x0 / step) * step
     while tick <= x1 + 1e-9:
-        x = px(tick)
-        draw.line([(x, top), (x, bottom)], fill=_GRID, width=s)
-        draw.text((x, bottom + 5 * s), _fmt_step(tick), fill=_TEXT, font=small, anchor="ma")
+        gx = px(tick)
+        draw.line([(gx, top), (gx, bottom)], fill=_GRID, width=s)
+        draw.text((gx, bottom + 5 * s), _fmt_step(tick), fill=_TEXT, font=small, anchor="ma")
         tick += step
 
     # Scale changes: a dashed line halfway between the last point of one scale and the first of the next.
@@ -169,7 +169,7 @@ def render_loss_chart(history: Sequence[HistoryPoint], *, width: int = 640, heig
             draw.text((x + 3 * s, top + 3 * s), f"scale {cur.scale}", fill=_MARKER, font=small)
 
     # Curves, thinnest last so that the total (drawn first) never hides the terms.
-    for name, colour, line_width in _SERIES:
+    for name, color, line_width in _SERIES:
         segment: list[tuple[float, float]] = []
         segments = [segment]
         for i, p in enumerate(points):
@@ -185,11 +185,11 @@ def render_loss_chart(history: Sequence[HistoryPoint], *, width: int = 640, heig
                 segments.append(segment)
         for seg in segments:
             if len(seg) >= 2:
-                draw.line(seg, fill=colour, width=line_width * s, joint="curve")
+                draw.line(seg, fill=color, width=line_width * s, joint="curve")
             elif len(seg) == 1:
                 r = (line_width + 1) * s
                 cx, cy = seg[0]
-                draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=colour)
+                draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=color)
 
     draw.rectangle([left, top, right, bottom], outline=_AXIS, width=s)
     return _png(image, width, height)

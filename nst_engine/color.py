@@ -27,9 +27,9 @@ def match_luminance(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     return matched.clamp(0, 1).expand(-1, 3, -1, -1).contiguous()
 
 
-def recolor(stylised_grey: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+def recolor(stylized_grey: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     """Combine the stylised luma with the content's chroma (YCbCr), both (N, 3, H, W) at the same size."""
-    y = luminance(stylised_grey)
+    y = luminance(stylized_grey)
     y_c = luminance(content)
     # Chroma as offsets from luma: adding them back onto the new luma keeps the content's hues and saturation.
     return (content - y_c + y).clamp(0, 1)

@@ -8,14 +8,12 @@ passes in bfloat16 with channels-last layout where that is fast, and keeps Gram 
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import threading
 import time
 from collections.abc import Callable, Sequence
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +25,10 @@ from nst_engine import color
 from nst_engine.device import bf16_supported, resolve_device
 from nst_engine.errors import Cancelled, ImageTooSmallError, OptionsError
 from nst_engine.losses import blend_grams, content_loss, gram_matrix, style_loss, tv_loss
-from nst_engine.presets import CONTENT_LAYER, STYLE_LAYERS, Preset, get_preset
+from nst_engine.options import MIN_SIDE, ResolvedOptions, check_options, plan_scales, resolve_options
+from nst_engine.options import Scale as _Scale
+from nst_engine.options import fit as _fit
+from nst_engine.presets import CONTENT_LAYER, STYLE_LAYERS, Preset
 from nst_engine.types import (
     HistoryPoint,
     LossSummary,
@@ -43,8 +44,6 @@ from nst_engine.weights import load_features, weights_spec
 
 log = logging.getLogger("nst_engine")
 
-MIN_SIDE = 32  # relu5_1 sits behind four 2x poolings: below 32 px it sees less than 2x2 positions
-MAX_SIZE = 4096
 HISTORY_POINTS = 200  # the loss history is downsampled to about this many points
 PREVIEW_SIDE = 256
 
@@ -58,7 +57,7 @@ def load_vgg(weights: str | Path | None = None, device: str | torch.device | Non
     """
     target = resolve_device(device)
     model = load_features(weights)
-    return model.to(target, memory_format=torch.channels_last)
+    return model.to(target, memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs lack memory_format
 
 
 _default_models: dict[tuple[str, str], VGGFeatures] = {}
@@ -71,114 +70,6 @@ def _cached_model(weights: str | Path | None, device: str | torch.device | None)
         if key not in _default_models:
             _default_models[key] = load_vgg(key[0], key[1])
         return _default_models[key]
-
-
-@dataclass(frozen=True)
-class ResolvedOptions:
-    """A preset with the caller's overrides applied and checked."""
-
-    preset: Preset
-    options: StyleOptions
-    size: int
-    optimizer: str
-    tv_weight: float
-    style_weights: tuple[float, ...]
-
-
-@dataclass(frozen=True)
-class _Scale:
-    width: int
-    height: int
-    iterations: int
-
-    @property
-    def pixels(self) -> int:
-        return self.width * self.height
-
-
-def resolve_options(options: StyleOptions | None = None, **overrides: object) -> StyleOptions:
-    """``options`` with keyword overrides applied; unknown names raise OptionsError."""
-    base = options or StyleOptions()
-    names = {f.name for f in dataclasses.fields(StyleOptions)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise OptionsError(f"unknown option(s) {', '.join(unknown)}; valid: {', '.join(sorted(names))}")
-    return dataclasses.replace(base, **overrides) if overrides else base
-
-
-def check_options(options: StyleOptions, n_styles: int) -> ResolvedOptions:
-    """Apply the preset to ``options`` and check every value; raises OptionsError naming the bad one.
-
-    Cheap and free of torch work, so front ends (the worker pool, the bot) can refuse a request before queueing it.
-    """
-    preset = get_preset(options.preset)
-    size = options.size if options.size is not None else preset.size
-    if not MIN_SIDE <= size <= MAX_SIZE:
-        raise OptionsError(f"size must be between {MIN_SIDE} and {MAX_SIZE} px, got {size}")
-    if not (math.isfinite(options.strength) and 0 < options.strength <= 100):
-        raise OptionsError(f"strength must be a number in (0, 100], got {options.strength}")
-    if not (math.isfinite(options.style_scale) and 0.1 <= options.style_scale <= 4):
-        raise OptionsError(f"style_scale must be between 0.1 and 4, got {options.style_scale}")
-    if options.iterations is not None and not 1 <= options.iterations <= 10_000:
-        raise OptionsError(f"iterations must be between 1 and 10000, got {options.iterations}")
-    if options.init not in ("content", "noise"):
-        raise OptionsError(f"init must be 'content' or 'noise', got {options.init!r}")
-    if options.precision not in ("auto", "bf16", "fp32"):
-        raise OptionsError(f"precision must be auto, bf16 or fp32, got {options.precision!r}")
-    optimizer = options.optimizer or preset.optimizer
-    if optimizer not in ("adam", "lbfgs"):
-        raise OptionsError(f"optimizer must be 'adam' or 'lbfgs', got {optimizer!r}")
-    tv_weight = options.tv_weight if options.tv_weight is not None else preset.tv_weight
-    if not (math.isfinite(tv_weight) and tv_weight >= 0):
-        raise OptionsError(f"tv_weight must be >= 0, got {tv_weight}")
-    if n_styles < 1:
-        raise OptionsError("at least one style image is needed")
-    weights = options.style_weights or (1.0,) * n_styles
-    if len(weights) != n_styles:
-        raise OptionsError(f"{len(weights)} style weights given for {n_styles} style images")
-    if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
-        raise OptionsError("style weights must be non-negative numbers with a positive sum")
-    total = sum(weights)
-    return ResolvedOptions(
-        preset=preset,
-        options=options,
-        size=size,
-        optimizer=optimizer,
-        tv_weight=tv_weight,
-        style_weights=tuple(w / total for w in weights),
-    )
-
-
-def _fit(width: int, height: int, long_side: int) -> tuple[int, int]:
-    """(w, h) with the given long side and the aspect ratio of (width, height)."""
-    if width >= height:
-        return long_side, max(1, round(height * long_side / width))
-    return max(1, round(width * long_side / height)), long_side
-
-
-def plan_scales(width: int, height: int, settings: ResolvedOptions) -> list[_Scale]:
-    """Coarse-to-fine schedule for a content image of (width, height)."""
-    preset, options = settings.preset, settings.options
-    final_w, final_h = _fit(width, height, settings.size)
-    if min(final_w, final_h) < MIN_SIDE:
-        raise ImageTooSmallError(
-            f"at {settings.size} px the output would be {final_w}x{final_h}; each side must be at least {MIN_SIDE} px "
-            "(use a larger size or a less elongated content image)",
-            role="content image",
-        )
-    sides = [settings.size]
-    while len(sides) < len(preset.iterations):
-        side = round(sides[-1] / preset.scale_factor)
-        w, h = _fit(width, height, side)
-        if side < preset.min_size or min(w, h) < MIN_SIDE:
-            break
-        sides.append(side)
-    sides.reverse()
-    counts = list(preset.iterations[-len(sides) :])
-    if options.iterations is not None:  # keep the schedule's shape, rescaled to the requested final count
-        ratio = options.iterations / preset.iterations[-1]
-        counts = [max(1, round(c * ratio)) for c in counts]
-    return [_Scale(*_fit(width, height, side), iterations=n) for side, n in zip(sides, counts, strict=True)]
 
 
 def _to_tensor(image: Image.Image, device: torch.device) -> torch.Tensor:
@@ -258,7 +149,7 @@ class _Objective:
         total = wc + ws + wtv
         terms = {"content": wc, "style": ws, "tv": wtv, "total": total}
         terms.update({f"style/{name}": loss for name, loss in per_layer.items()})
-        return total, {k: v.detach() for k, v in terms.items()}
+        return total, {k: v.detach() for k, v in terms.items()}  # type: ignore[union-attr]  # sum() of tensors
 
 
 def _terms(values: dict[str, float]) -> LossTerms:

@@ -27,6 +27,7 @@ from nst_engine.errors import (
     TooManyPixelsError,
     UnsupportedFormatError,
 )
+from nst_engine.options import MIN_SIDE
 
 __all__ = [
     "SUPPORTED_FORMATS",
@@ -57,7 +58,7 @@ class ImageLimits:
 
     max_bytes: int = 25 * _MB
     max_pixels: int = 40_000_000
-    min_side: int = 32
+    min_side: int = MIN_SIDE  # the engine's own minimum
     max_aspect: float = 8.0  # long side / short side
     formats: frozenset[str] = field(default=SUPPORTED_FORMATS)
 
@@ -229,7 +230,7 @@ def _expected(limits: ImageLimits) -> str:
 
 def _unsupported(role: str, found: str, limits: ImageLimits) -> UnsupportedFormatError:
     return UnsupportedFormatError(
-        f"{role} is not a supported image (found: {found}); send {_expected(limits)}", role=role
+        f"{role} is not a supported image (found: {found}); expected {_expected(limits)}", role=role
     )
 
 
@@ -242,7 +243,7 @@ def _too_many_pixels(
     if human_pixels(pixels) == human_pixels(limits.max_pixels):
         shown += f" = {pixels:,} pixels, limit {limits.max_pixels:,}"
     return TooManyPixelsError(
-        f"{role} is {shown}; this server allows {_limit_pixels(limits.max_pixels)}. Send a smaller image.",
+        f"{role} is {shown}; the limit is {_limit_pixels(limits.max_pixels)}",
         role=role,
     )
 
@@ -254,7 +255,7 @@ def _check_bytes(data: bytes, role: str, limits: ImageLimits) -> None:
         size, limit = human_bytes(len(data), exact=True), human_bytes(limits.max_bytes)
         if size.split()[0].rstrip("0").rstrip(".") == limit.split()[0]:
             size, limit = f"{len(data):,} bytes", f"{limits.max_bytes:,} bytes"
-        raise FileTooLargeError(f"{role} is {size}; the limit is {limit}. Send a smaller file.", role=role)
+        raise FileTooLargeError(f"{role} is {size}; the limit is {limit}", role=role)
 
 
 def _orientation(im: Image.Image) -> int:

@@ -27,6 +27,8 @@ class VGGFeatures(nn.Module):
         super().__init__()
         self.features = features
         self.source = source  # where the weights came from, for logs and summaries
+        self.mean: torch.Tensor
+        self.std: torch.Tensor
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1))
         self.requires_grad_(False)  # only the pixels are optimised: skip weight gradients entirely

@@ -96,5 +96,6 @@ def _trunk_from_state(state: dict[str, torch.Tensor], origin: str) -> nn.Sequent
             )
         with torch.no_grad():
             module.weight.copy_(params["weight"].float())
+            assert module.bias is not None  # VGG's convolutions all have a bias
             module.bias.copy_(params["bias"].float())
     return trunk

@@ -25,8 +25,8 @@ def decode(png: bytes) -> np.ndarray:
     return np.asarray(image.convert("RGB")).astype(int)
 
 
-def mask(pixels: np.ndarray, colour: tuple[int, int, int], tol: int = 12) -> np.ndarray:
-    return np.abs(pixels - np.array(colour)).max(axis=2) <= tol
+def mask(pixels: np.ndarray, color: tuple[int, int, int], tol: int = 12) -> np.ndarray:
+    return np.abs(pixels - np.array(color)).max(axis=2) <= tol
 
 
 def flat(n: int, content: float, style: float, tv: float, total: float, scale_at: int | None = None) -> list:
@@ -47,10 +47,10 @@ def test_log_scale_spaces_decades_evenly() -> None:
     pixels = decode(render_loss_chart(flat(50, 1, 10, 100, 1000)))
     column = pixels[:, 340:360]  # middle of the plot, away from the legend
 
-    def row(colour: tuple[int, int, int]) -> float:
-        rows = np.nonzero(mask(column, colour).any(axis=1))[0]
+    def row(color: tuple[int, int, int]) -> float:
+        rows = np.nonzero(mask(column, color).any(axis=1))[0]
         rows = rows[rows > 40]  # skip the legend swatches
-        assert rows.size, f"no pixels of {colour}"
+        assert rows.size, f"no pixels of {color}"
         return float(rows.mean())
 
     total, tv, style, content = row(TOTAL), row(TV), row(STYLE), row(CONTENT)
@@ -76,8 +76,8 @@ def test_zero_negative_and_non_finite_values_leave_gaps() -> None:
     pixels = decode(render_loss_chart(history))
     plot = pixels[40:]
     assert mask(plot, TOTAL).sum() > 200
-    for colour in (CONTENT, STYLE, TV):
-        assert mask(plot, colour).sum() == 0
+    for color in (CONTENT, STYLE, TV):
+        assert mask(plot, color).sum() == 0
 
 
 @pytest.mark.parametrize(
@@ -90,8 +90,8 @@ def test_zero_negative_and_non_finite_values_leave_gaps() -> None:
 def test_nothing_to_plot_still_gives_a_chart(history: list[HistoryPoint]) -> None:
     pixels = decode(render_loss_chart(history))
     assert pixels.shape == (320, 640, 3)
-    for colour in (CONTENT, STYLE, TV):
-        assert mask(pixels[40:], colour).sum() == 0  # only the legend carries the colours
+    for color in (CONTENT, STYLE, TV):
+        assert mask(pixels[40:], color).sum() == 0  # only the legend carries the colours
 
 
 def test_single_point_is_drawn_as_a_dot() -> None:

@@ -24,7 +24,7 @@ def images(tmp_path: Path) -> tuple[Path, Path]:
     return content, style
 
 
-def test_stylises_writes_the_image_and_the_loss_chart(images, tmp_path, capsys):
+def test_stylizes_writes_the_image_and_the_loss_chart(images, tmp_path, capsys):
     content, style = images
     out, chart = tmp_path / "out" / "result.webp", tmp_path / "losses.png"
     code = main([str(content), str(style), "-o", str(out), "--weights", "random", "--size", "48", "--iterations", "3",

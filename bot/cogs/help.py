@@ -2,30 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.config import Settings
+from bot.limits import LimitsLookup
 from bot.render import help_embed
-
-if TYPE_CHECKING:
-    from bot.app import StyleBot
 
 
 class HelpCog(commands.Cog):
-    def __init__(self, bot: StyleBot) -> None:
-        self.bot = bot
+    def __init__(self, settings: Settings, limits_for: LimitsLookup) -> None:
+        self.settings = settings
+        self.limits_for = limits_for
 
     async def _embed(self, guild: discord.Guild | None) -> discord.Embed:
-        limits = await self.bot.limits_for(guild)
-        return help_embed(self.bot.settings.bot_prefix, limits=limits, max_styles=self.bot.settings.max_styles)
+        limits = await self.limits_for(guild.id if guild else None)
+        return help_embed(self.settings, limits=limits)
 
     @app_commands.command(name="style-help", description="How to use the style transfer bot")
     async def help_slash(self, interaction: discord.Interaction) -> None:
         await interaction.response.send_message(embed=await self._embed(interaction.guild), ephemeral=True)
 
     @commands.command(name="style-help")
-    async def help_prefix(self, ctx: commands.Context) -> None:
+    async def help_prefix(self, ctx: commands.Context[commands.Bot]) -> None:
         await ctx.reply(embed=await self._embed(ctx.guild), mention_author=False)

@@ -2,46 +2,42 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.config import KNOWN_PRESETS, Settings
 from bot.delivery import InteractionReporter, MessageReporter
-from bot.jobs import InputFile
+from bot.jobs import JobService
 from bot.parsing import SEED_MAX, STRENGTH_MAX, STRENGTH_MIN, USAGE, ArgumentError, StyleArgs, parse_style_args
+from bot.policy import InputFile
 from bot.render import error_embed
+from nst_engine.presets import DEFAULT_PRESET, PRESETS
 
-if TYPE_CHECKING:
-    from bot.app import StyleBot
-
+# Built from the presets, so the menu says what each one really does; a server's limits may refuse some.
 PRESET_CHOICES = [
-    app_commands.Choice(name="fast: quick, 384 px", value="fast"),
-    app_commands.Choice(name="balanced: the default, 512 px", value="balanced"),
-    app_commands.Choice(name="quality: slow, 768 px", value="quality"),
+    app_commands.Choice(name=f"{name}: {PRESETS[name].description}"[:100], value=name) for name in KNOWN_PRESETS
 ]
 
 
 class StyleCog(commands.Cog):
-    def __init__(self, bot: StyleBot) -> None:
-        self.bot = bot
+    def __init__(self, settings: Settings, jobs: JobService) -> None:
+        self.settings = settings
+        self.jobs = jobs
 
     @commands.command(name="style")
-    async def style_prefix(self, ctx: commands.Context, *, args: str = "") -> None:
-        """Stylise the first attached image with the second (or reply to the content image)."""
+    async def style_prefix(self, ctx: commands.Context[commands.Bot], *, args: str = "") -> None:
+        """Stylize the first attached image with the second (or reply to the content image)."""
         try:
             parsed = parse_style_args(args)
         except ArgumentError as exc:
-            usage = USAGE.format(prefix=self.bot.settings.bot_prefix)
+            usage = USAGE.format(prefix=self.settings.bot_prefix)
             await ctx.reply(embed=error_embed(f"{exc}\n{usage}"), mention_author=False)
             return
         files = await self._collect(ctx.message)
         if files is None:
             return
-        self.bot.jobs.spawn(
-            self.bot.jobs.handle_request(MessageReporter(ctx.message), files=files, args=parsed)
-        )
+        self.jobs.submit(MessageReporter(ctx.message), files, parsed)
 
     async def _collect(self, message: discord.Message) -> list[InputFile] | None:
         """The images: on the message itself, or content from the replied-to message + styles from this one."""
@@ -66,7 +62,7 @@ class StyleCog(commands.Cog):
     @app_commands.describe(
         content="The picture to repaint",
         style="The picture whose style to copy",
-        preset="Speed/quality trade-off (default: balanced)",
+        preset=f"Speed/quality trade-off (default: {DEFAULT_PRESET})",
         strength=f"How strong the style is: {STRENGTH_MIN:g} subtle … {STRENGTH_MAX:g} strong (default 1)",
         preserve_colors="Keep the content's colours",
         seed="Random seed, for reproducible results",
@@ -95,10 +91,4 @@ class StyleCog(commands.Cog):
             preserve_colors=preserve_colors,
             seed=int(seed),
         )
-        self.bot.jobs.spawn(
-            self.bot.jobs.handle_request(
-                InteractionReporter(interaction),
-                files=[InputFile.from_attachment(a) for a in attachments],
-                args=args,
-            )
-        )
+        self.jobs.submit(InteractionReporter(interaction), [InputFile.from_attachment(a) for a in attachments], args)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import functools
 import logging
 import math
 import multiprocessing as mp
@@ -41,7 +42,6 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from nst_engine.engine import MIN_SIDE
 from nst_engine.errors import (
     Cancelled,
     JobFailedError,
@@ -52,6 +52,8 @@ from nst_engine.errors import (
     QueueFullError,
     WorkerCrashedError,
 )
+from nst_engine.options import output_size as _output_size  # one helper for the engine, the pool and the bot
+from nst_engine.options import shrink as _shrink
 from nst_engine.pool.config import default_threads, env_float, env_int, env_str, plan_devices
 from nst_engine.pool.job import PoolJob, StopReason
 from nst_engine.pool.protocol import StyleRequest
@@ -68,7 +70,7 @@ from nst_engine.pool.wire import (
     decode_error,
 )
 from nst_engine.pool.worker import worker_main
-from nst_engine.types import ProgressEvent, StyleOptions, StyleResult
+from nst_engine.types import ProgressEvent, StyleResult
 
 log = logging.getLogger("nst_engine.pool")
 
@@ -256,23 +258,6 @@ def _send_job(worker: _Worker, job: PoolJob) -> None:
     styles = tuple(RawImage.from_pil(_shrink(s, style_side)) for s in request.styles)
     spec = JobSpec(job.seq, job.job_id, RawImage.from_pil(content), styles, options)
     worker.jobs.send(spec)
-
-
-def _output_size(options: StyleOptions) -> int:
-    from nst_engine.presets import get_preset
-
-    return options.size if options.size is not None else get_preset(options.preset).size
-
-
-def _shrink(image: Image.Image, side: int) -> Image.Image:
-    """Box-reduce an image far larger than the engine will use, keeping at least twice the needed long side.
-
-    The engine's own antialiased resize then makes the final size, so the picture is unchanged to the eye, while a
-    40-megapixel upload is not copied through a pipe and into tensors at full size.
-    """
-    # The short side keeps twice the engine's minimum too, so elongated images stay usable (see engine._style_at).
-    factor = min(max(image.size) // (2 * side), min(image.size) // (2 * MIN_SIDE))
-    return image.reduce(factor) if factor >= 2 else image
 
 
 class ProcessPoolBackend:
@@ -517,7 +502,7 @@ class ProcessPoolBackend:
         self._live.add(worker)
         self._notify()
         worker.launched = asyncio.ensure_future(asyncio.to_thread(worker.launch))
-        worker.launched.add_done_callback(lambda f, w=worker: self._on_launched(w, f))
+        worker.launched.add_done_callback(functools.partial(self._on_launched, worker))
         return worker
 
     def _on_launched(self, worker: _Worker, future: asyncio.Future[None]) -> None:

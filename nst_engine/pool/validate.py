@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from PIL import Image
 
-from nst_engine.engine import check_options, plan_scales
 from nst_engine.errors import OptionsError
+from nst_engine.options import check_options, plan_scales
 from nst_engine.pool.protocol import StyleRequest
 from nst_engine.types import StyleOptions
 

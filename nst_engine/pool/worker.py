@@ -129,7 +129,8 @@ def run_job(
     """Run one job and describe its outcome. Out of memory is retried once at ~0.7x the size."""
     if stylize is None:
         from nst_engine.engine import stylize
-    from nst_engine.engine import MIN_SIDE
+    assert stylize is not None  # narrows the parameter for the type checker
+    from nst_engine.options import MIN_SIDE
 
     throttle = ProgressThrottle(spec.seq, send, progress_interval)
     content = spec.content.to_pil()

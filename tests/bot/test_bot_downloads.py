@@ -1,12 +1,16 @@
 """The download cap against a real aiohttp server on loopback."""
 
 import asyncio
+import io
 
 import aiohttp
 import pytest
 from aiohttp import web
+from PIL import Image
 
-from bot.downloads import DownloadError, DownloadTimeout, DownloadTooLarge, download
+from bot.downloads import Downloader, DownloadError, DownloadTimeout, DownloadTooLarge, download
+from bot.limits import Limits
+from bot.policy import ImageInput, InputFile, Refusal
 
 BODY = bytes(range(256)) * 400  # 102,400 bytes
 
@@ -34,7 +38,13 @@ async def server():
     async def missing(request):
         return web.Response(status=404)
 
+    async def picture(request):
+        buf = io.BytesIO()
+        Image.new("RGB", (80, 60), "teal").save(buf, "PNG")
+        return web.Response(body=buf.getvalue(), content_type="image/png")
+
     app = web.Application()
+    app.router.add_get("/picture.png", picture)
     app.router.add_get("/ok", ok)
     app.router.add_get("/stream", lying)
     app.router.add_get("/slow", slow)
@@ -83,3 +93,29 @@ async def test_connection_refused_is_a_download_error(server):
     session, _ = server
     with pytest.raises(DownloadError, match=r"Could not download `e\.png`"):
         await download(session, "http://127.0.0.1:1/x", filename="e.png", max_bytes=1000, timeout=5)
+
+
+LIMITS = Limits(max_file_mb=1, max_megapixels=1, max_output_side=512, allowed_presets=("fast",))
+
+
+async def test_fetch_downloads_attachments_and_passes_decoded_pictures_through(server):
+    _, base = server
+    painting = ImageInput("gallery: Starry Night", Image.new("RGB", (70, 50), "navy"))
+    downloader = Downloader(timeout=5)
+    await downloader.start()
+    try:
+        inputs = await downloader.fetch(
+            [InputFile("photo.png", f"{base}/picture.png", 500, "image/png"), painting], LIMITS
+        )
+        assert inputs.names == ["photo.png", "gallery: Starry Night"]
+        assert inputs.content.size == (80, 60) and inputs.styles == [painting.image]
+        with pytest.raises(Refusal, match=r"^Content image is not a supported image .*\(file `ok.bin`\)\.$"):
+            await downloader.fetch([InputFile("ok.bin", f"{base}/ok", 500), painting], LIMITS)
+    finally:
+        await downloader.close()
+
+
+async def test_fetch_without_attachments_needs_no_session():
+    pictures = [ImageInput(name, Image.new("RGB", (40, 40))) for name in ("a", "b")]
+    inputs = await Downloader(timeout=1).fetch(pictures, LIMITS)  # never started: nothing to download
+    assert inputs.names == ["a", "b"]

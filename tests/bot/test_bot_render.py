@@ -1,5 +1,6 @@
 import discord
 
+from bot.config import Settings
 from bot.limits import Limits
 from bot.render import (
     error_embed,
@@ -78,6 +79,11 @@ def test_limits_and_help_embeds():
     assert fields["Max image size"] == "16 MP"
     assert fields["Presets"] == "fast"
     assert "direct messages" in limits_embed(LIMITS, ceilings=LIMITS, guild_name=None, max_styles=3).description
-    help_text = str(help_embed("?", limits=LIMITS, max_styles=2).to_dict())
+    help_text = str(help_embed(Settings(_env_file=None, bot_prefix="?", max_styles=2), limits=LIMITS).to_dict())
     assert "`?style`" in help_text and "/style content:" in help_text
-    assert error_embed("nope").colour == discord.Colour.red()
+    # The numbers come from the settings and limits, not from the text.
+    wide = Settings(_env_file=None, user_max_running=2, user_max_waiting=3)
+    only_fast = Limits(max_file_mb=8, max_megapixels=16, max_output_side=512, allowed_presets=("fast",))
+    help_text = str(help_embed(wide, limits=only_fast).to_dict())
+    assert "2 jobs running and 3 waiting per person" in help_text and "`preset` (fast)" in help_text
+    assert error_embed("nope").colour == discord.Color.red()

@@ -10,12 +10,12 @@ def _labels(view) -> list[str]:
     return [item.item.label for item in view.children]
 
 
-def test_colour_button_offers_the_choice_the_result_did_not_use():
+def test_color_button_offers_the_choice_the_result_did_not_use():
     assert _labels(result_view("ab12")) == ["Stronger style", "Weaker style", "Preserve colours"]
     assert _labels(result_view("ab12", preserved_colors=True)) == ["Stronger style", "Weaker style", "Style's colours"]
 
 
-def test_rerun_args_set_rather_than_toggle_the_colours():
+def test_rerun_args_set_rather_than_toggle_the_colors():
     plain = StyleArgs(preset=None, strength=1.0, preserve_colors=False, seed=0)
     kept = rerun_args("colors", plain)
     assert kept.preserve_colors is True

@@ -37,7 +37,7 @@ def png_header(width: int, height: int) -> bytes:
 
 
 def animated(fmt: str) -> bytes:
-    frames = [Image.new("RGB", (64, 48), colour) for colour in ("red", "green", "blue")]
+    frames = [Image.new("RGB", (64, 48), color) for color in ("red", "green", "blue")]
     buf = io.BytesIO()
     frames[0].save(buf, format=fmt, save_all=True, append_images=frames[1:], duration=100, loop=0)
     return buf.getvalue()
@@ -165,7 +165,9 @@ async def test_rapid_rerun_clicks_respect_the_per_user_limit(fake, tmp_path, poo
     async with running_bot(fake, settings, pool) as bot:
         await fake.post_message(fake.channel, fake.member, "!style", attachments=images(6))
         result = await fake.wait_for_message(fake.channel, is_result, timeout=60)
-        bot.engine_overrides.update(SLOW)  # the re-runs take long enough to pile up
+        # The job service reads its overrides (given to it when the bot is made) at every request: from now on
+        # jobs are slow, so the re-runs pile up: one running, one waiting, the third refused.
+        bot.jobs.engine_overrides.update(SLOW)
         rerun = next(cid for cid in result.custom_ids() if cid.startswith("nst:rerun:stronger:"))
         records = [await fake.click_button(result, rerun, user=fake.member) for _ in range(3)]
         for record in records:
@@ -173,9 +175,14 @@ async def test_rapid_rerun_clicks_respect_the_per_user_limit(fake, tmp_path, poo
         refused = await fake.wait_for_message(fake.channel, is_error, timeout=10)
         assert "the limit is 1 running + 1 waiting per person" in embed_text(refused)
         assert len(bot.jobs.active) == 2
+        assert [job.options and job.options.iterations for job in bot.jobs.active.values()] == [400, 400]
         for job in list(bot.jobs.active):
             bot.jobs.cancel(job, by=fake_user(bot, fake.member.id), moderator=False)
         await fake.wait_for(lambda: not bot.jobs.active, timeout=10, what="jobs cancelled")
+        # Both re-runs were stopped by the cancel, neither had finished: the slow-down reached the jobs.
+        statuses = [r.original.content or "" for r in records if r.original is not None]
+        assert sum(text.startswith("Cancelled by you") for text in statuses) == 2, statuses
+        assert sum(1 for m in fake.bot_messages(fake.channel) if is_result(m)) == 1
 
 
 def fake_user(bot, user_id: int):

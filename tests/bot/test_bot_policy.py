@@ -1,22 +1,13 @@
-"""Pure helpers of the job service: metadata checks, options, failure messages, the re-run cache."""
+"""The request's pure parts: metadata checks, options, the failure table, the re-run cache."""
 
 import pytest
 from PIL import Image
 
-from bot.jobs import (
-    InputFile,
-    Inputs,
-    Refusal,
-    RerunCache,
-    RerunEntry,
-    build_options,
-    check_metadata,
-    choose_preset,
-    describe_failure,
-    role_name,
-)
+from bot.failures import Context, describe
 from bot.limits import Limits
 from bot.parsing import StyleArgs
+from bot.policy import ImageInput, InputFile, Inputs, Refusal, build_options, check_metadata, choose_preset, role_name
+from bot.reruns import RerunCache, RerunEntry, shrink_inputs
 from nst_engine.errors import JobTimeoutError, TooManyPixelsError, WorkerCrashedError
 
 LIMITS = Limits(max_file_mb=1, max_megapixels=1, max_output_side=256, allowed_presets=("fast", "balanced"))
@@ -66,13 +57,45 @@ def test_presets_and_options():
     assert opts.size == 256
 
 
+def describe_failure(exc: BaseException, *, timeout: float) -> str:
+    return describe(exc, Context(job_timeout=timeout)).message
+
+
 def test_failure_messages():
     assert "crashed" in describe_failure(WorkerCrashedError("x"), timeout=600)
     assert "10-minute limit" in describe_failure(JobTimeoutError("x"), timeout=600)
     msg = describe_failure(TooManyPixelsError("style image is 50 MP", role="style image"), timeout=1)
-    assert msg == "Style image is 50 MP."
+    assert msg == "Style image is 50 MP. Send a smaller image."
     assert "logged" in describe_failure(RuntimeError("secret detail"), timeout=1)
     assert "secret" not in describe_failure(RuntimeError("secret detail"), timeout=1)
+    assert describe(RuntimeError("x"), Context(job_timeout=1)).expected is False
+    refusal = describe(Refusal("no", reason="too-few-images"), Context(job_timeout=1))
+    assert (refusal.outcome, refusal.refused) == ("too-few-images", True)
+
+
+def test_command_errors_have_messages_and_bugs_have_none():
+    from discord import app_commands
+
+    from bot.failures import describe_command_error
+
+    missing = app_commands.MissingPermissions(["manage_guild"])
+    assert describe_command_error(missing) == "Only members with the **Manage Server** permission can do this."
+    assert describe_command_error(app_commands.NoPrivateMessage("Only in servers.")) == "Only in servers."
+    assert describe_command_error(RuntimeError("bug")) is None
+
+
+def test_decoded_inputs_skip_the_attachment_checks():
+    picture = ImageInput("gallery: Starry Night", Image.new("RGB", (4000, 3000)))  # above every file limit
+    check_metadata([f(), picture], LIMITS, max_styles=2)
+    with pytest.raises(Refusal, match="only one file \\(`gallery: Starry Night`\\)"):
+        check_metadata([picture], LIMITS, max_styles=2)
+
+
+def test_rerun_copies_are_shrunk_by_the_pools_rule():
+    big = Image.new("RGB", (4000, 3000))
+    small = shrink_inputs(Inputs(content=big, styles=[Image.new("RGB", (300, 200))], names=["a", "b"]), 512)
+    assert small.content.size == (1334, 1000)  # at least twice the output side, as the pool would send it
+    assert small.styles[0].size == (300, 200)
 
 
 def _entry(side=10):
@@ -93,3 +116,18 @@ def test_rerun_cache_is_bounded_by_count_bytes_and_age():
     cache._items["b"].expires = 0  # as if its time-to-live had passed
     assert cache.get("b") is None
     assert RerunCache(max_entries=0, ttl=1).get("x") is None
+
+
+def test_every_engine_error_has_its_own_row_in_the_failure_table():
+    import inspect
+
+    from bot import failures
+    from nst_engine import errors
+
+    rows = {kind for kind, _ in failures.FAILURES}
+    for _, kind in inspect.getmembers(errors, inspect.isclass):
+        if issubclass(kind, errors.NSTError) and kind is not errors.NSTError:
+            # A row for the class itself or for a parent other than the catch-all NSTError.
+            assert any(row in rows for row in kind.__mro__ if row not in (errors.NSTError, Exception)), kind
+            failure = failures.describe(kind("x"), Context(job_timeout=60))
+            assert failure.outcome != "error" and failure.expected == (kind is not errors.WeightsError), kind

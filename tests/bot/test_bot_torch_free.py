@@ -1,0 +1,37 @@
+"""The bot never imports torch: it starts fast, and a front end that only queues jobs needs no GPU stack."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+PROBE = """
+import importlib, json, pkgutil, sys
+import bot
+names = sorted(m.name for m in pkgutil.walk_packages(bot.__path__, "bot."))
+for name in names:
+    importlib.import_module(name)
+{extra}
+print(json.dumps({{"modules": names, "torch": "torch" in sys.modules}}))
+"""
+
+
+def probe(extra: str = "") -> dict[str, object]:
+    # A fresh interpreter: this test process has long imported torch through other tests.
+    out = subprocess.run([sys.executable, "-c", PROBE.format(extra=extra)], capture_output=True, text=True,
+                         timeout=120, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_importing_every_bot_module_leaves_torch_out() -> None:
+    result = probe()
+    modules = result["modules"]
+    assert isinstance(modules, list)
+    assert {"bot.app", "bot.jobs", "bot.cogs.style", "bot.views", "bot.__main__"} <= set(modules)
+    assert result["torch"] is False
+
+
+def test_the_probe_sees_torch_when_it_is_imported() -> None:
+    # The check above can fail: the engine itself does bring torch in.
+    assert probe("import nst_engine.engine")["torch"] is True
