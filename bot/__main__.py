@@ -14,7 +14,7 @@ import signal
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import discord
@@ -24,6 +24,9 @@ from pydantic import ValidationError
 from bot.config import Settings
 from bot.invite import invite_url
 from bot.logs import setup_logging
+
+if TYPE_CHECKING:
+    from bot.app import StyleBot
 
 log = logging.getLogger("bot")
 
@@ -111,7 +114,7 @@ def describe_startup_failure(exc: BaseException) -> tuple[str, int]:
             "the details.", TRANSIENT_ERROR)
 
 
-def make_bot(settings: Settings, **kwargs: Any) -> commands.Bot:
+def make_bot(settings: Settings, **kwargs: Any) -> StyleBot:
     """A StyleBot: one gateway connection, or discord.py's AutoShardedBot when SHARD_COUNT is set."""
     from bot.app import StyleBot
 
@@ -128,7 +131,7 @@ def make_bot(settings: Settings, **kwargs: Any) -> commands.Bot:
 
 async def serve(settings: Settings, **bot_kwargs: Any) -> int:
     """Run the bot until it stops; returns the exit code."""
-    from bot.metrics import BotMetrics, DiscordGateway, MetricsServer
+    from bot.metrics import BotMetrics, MetricsServer, instrument
     from bot.shutdown import Shutdown
 
     token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
@@ -141,9 +144,8 @@ async def serve(settings: Settings, **bot_kwargs: Any) -> int:
             print(f"METRICS_ADDRESS={settings.metrics_address}: {exc.strerror}; choose another host:port, or "
                   "set METRICS_ADDRESS= (empty) to turn the metrics server off.", file=sys.stderr)
             return CONFIG_ERROR
-    bot = make_bot(settings, **bot_kwargs)
-    metrics.watch(gateway=DiscordGateway(bot), backend=lambda: getattr(bot, "backend", None))
-    bot.metrics = metrics  # type: ignore[attr-defined]
+    bot = make_bot(settings, observers=[metrics.observe], **bot_kwargs)
+    instrument(bot, metrics)
     announced = False
 
     async def announce() -> None:
@@ -184,7 +186,7 @@ async def serve(settings: Settings, **bot_kwargs: Any) -> int:
             await server.stop()
 
 
-async def _close(bot: commands.Bot, runner: asyncio.Task[None]) -> None:
+async def _close(bot: StyleBot, runner: asyncio.Task[None]) -> None:
     """Close the bot (backend, database, gateway) and wait for its task; a failure here is logged, not raised."""
     try:
         await asyncio.wait_for(bot.close(), timeout=30)

@@ -1,18 +1,20 @@
 """Prometheus metrics and the health check, served on ``METRICS_ADDRESS`` (``/metrics`` and ``/healthz``).
 
-Counters and histograms are updated as jobs end (``BotMetrics.request``, ``job_ran``, ...); everything that is a
-state rather than an event (queue depth, jobs running, workers, restarts, GPU memory, gateway latency) is read when
-Prometheus scrapes, from the sources given to ``BotMetrics.watch``, so it can never drift from the truth.
+Counters and histograms follow the job service's events (``BotMetrics.observe``, a ``bot.events`` observer);
+everything that is a state rather than an event (queue depth, jobs running, bytes downloaded, workers, restarts, GPU
+memory, gateway latency) is read when Prometheus scrapes, from the sources given to ``BotMetrics.watch``, so it can
+never drift from the truth. ``instrument(bot, metrics)`` connects both to a running StyleBot.
 
 Metric names (all prefixed ``nst_``):
 
 =====================================  =========  ==============================================================
-``nst_requests_total``                 counter    requests by ``kind`` (prefix, slash, rerun), ``outcome`` (done,
-                                                  refused, cancelled, failed, interrupted) and ``reason``
+``nst_requests_total``                 counter    requests by ``kind`` (prefix, slash, button), ``outcome`` (done,
+                                                  refused, cancelled, failed, interrupted) and ``reason`` (the
+                                                  failure table's outcome, e.g. too-few-images, crashed)
 ``nst_queue_depth``                    gauge      requests waiting in the bot's fair queue
 ``nst_jobs_running``                   gauge      jobs running on the backend
 ``nst_job_seconds``                    histogram  run time of finished jobs, by ``preset`` and ``device``
-``nst_job_wait_seconds``               histogram  time from acceptance to start, by ``preset`` and ``device``
+``nst_job_wait_seconds``               histogram  of finished jobs: seconds in the fair queue before they started
 ``nst_downloaded_bytes_total``         counter    attachment bytes downloaded
 ``nst_result_bytes_total``             counter    bytes of result images uploaded
 ``nst_engine_iterations_per_second``   gauge      of the last finished job, by ``preset`` and ``device``
@@ -38,13 +40,17 @@ import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from bot.events import JobEvent
+    from bot.jobs import JobService
 
 log = logging.getLogger("bot.metrics")
 
@@ -184,6 +190,9 @@ class _StateCollector(Collector):
         running = GaugeMetricFamily("nst_jobs_running", "Jobs running on the style backend.")
         running.add_metric([], float(m.jobs_running()))
         yield running
+        downloaded = CounterMetricFamily("nst_downloaded_bytes", "Attachment bytes downloaded.")
+        downloaded.add_metric([], float(_safe_int(m._downloaded)))
+        yield downloaded
 
         workers = GaugeMetricFamily("nst_workers", "Style worker slots by device and state.", labels=["device", "state"])
         restarts = CounterMetricFamily(
@@ -234,7 +243,6 @@ class BotMetrics:
             "nst_job_wait_seconds", "Seconds from acceptance to the start of the job.", ["preset", "device"],
             buckets=WAIT_BUCKETS, registry=r,
         )
-        self.downloaded_bytes = Counter("nst_downloaded_bytes", "Attachment bytes downloaded.", registry=r)
         self.result_bytes = Counter("nst_result_bytes", "Bytes of result images uploaded.", registry=r)
         self.iterations_per_second = Gauge(
             "nst_engine_iterations_per_second", "Engine iterations per second of the last finished job.",
@@ -245,6 +253,7 @@ class BotMetrics:
         self.gpu = gpu if gpu is not None else GpuMemory()
         self._queue_depth: Callable[[], int] = lambda: 0
         self._jobs_running: Callable[[], int] = lambda: 0
+        self._downloaded: Callable[[], int] = lambda: 0
         self._backend: Callable[[], object | None] = lambda: None
         self._gateway: Gateway | None = None
         self.stopping: str | None = None  # set when shutting down: health turns 503 with this reason
@@ -259,6 +268,7 @@ class BotMetrics:
         gateway: Gateway | None = None,
         queue_depth: Callable[[], int] | None = None,
         jobs_running: Callable[[], int] | None = None,
+        downloaded: Callable[[], int] | None = None,
     ) -> None:
         """Give the sources of the state metrics (any left out keeps its previous value).
 
@@ -272,6 +282,8 @@ class BotMetrics:
             self._queue_depth = queue_depth
         if jobs_running is not None:
             self._jobs_running = jobs_running
+        if downloaded is not None:
+            self._downloaded = downloaded
 
     def queue_depth(self) -> int:
         return _safe_int(self._queue_depth)
@@ -297,18 +309,32 @@ class BotMetrics:
         """One request ended: ``outcome`` done | refused | cancelled | failed | interrupted, with its reason."""
         self.requests.labels(kind, outcome, reason).inc()
 
-    def job_ran(self, *, preset: str, device: str, seconds: float, waited: float, iterations: int) -> None:
-        """A job finished on the backend (whatever happened to its delivery)."""
+    def job_ran(
+        self, *, preset: str, device: str, seconds: float, waited: float, iterations: int, engine_seconds: float
+    ) -> None:
+        """A job finished: its run time (as the bot saw it), its wait in the queue, and the engine's own rate."""
         self.job_seconds.labels(preset, device).observe(seconds)
         self.wait_seconds.labels(preset, device).observe(waited)
-        if seconds > 0 and iterations > 0:
-            self.iterations_per_second.labels(preset, device).set(iterations / seconds)
-
-    def downloaded(self, nbytes: int) -> None:
-        self.downloaded_bytes.inc(nbytes)
+        if engine_seconds > 0 and iterations > 0:
+            self.iterations_per_second.labels(preset, device).set(iterations / engine_seconds)
 
     def delivered(self, nbytes: int) -> None:
         self.result_bytes.inc(nbytes)
+
+    def observe(self, event: JobEvent) -> None:
+        """A ``bot.events`` observer: counts each request's ending, and times the jobs that finished."""
+        if not event.final:
+            return
+        reason = "" if event.kind == "done" else (event.reason or "")
+        self.request(event.origin, event.kind, reason)
+        if event.kind != "done":
+            return
+        self.delivered(event.result_bytes)
+        summary = event.summary
+        if summary is not None:
+            waited = event.timings.get("queued", 0.0) - event.timings.get("download", 0.0)
+            self.job_ran(preset=summary.preset, device=summary.device, seconds=event.timings.get("ran", 0.0),
+                         waited=max(0.0, waited), iterations=summary.iterations, engine_seconds=summary.seconds)
 
     # -- health and exposition -------------------------------------------------------------------------
 
@@ -426,18 +452,29 @@ __all__ = [
 
 
 def instrument(bot: object, metrics: BotMetrics) -> None:
-    """Read a running StyleBot's state at scrape time (its job service exists once ``setup_hook`` has run)."""
+    """Connect ``metrics`` to a StyleBot whose ``setup_hook`` has run: its job events, and its state at scrape time.
 
-    def jobs() -> object | None:
-        return getattr(bot, "jobs", None)
+    Call it before the bot takes requests (``__main__`` does it at the end of ``setup_hook``).
+    """
+
+    def jobs() -> JobService | None:
+        service: JobService | None = getattr(bot, "jobs", None)
+        return service
 
     def waiting() -> int:
         service = jobs()
-        return service.queue.waiting if service is not None else 0  # type: ignore[attr-defined]
+        return service.queue.waiting if service is not None else 0
 
     def running() -> int:
         service = jobs()
-        return service.queue.running if service is not None else 0  # type: ignore[attr-defined]
+        return service.queue.running if service is not None else 0
+
+    def downloaded() -> int:
+        service = jobs()
+        return service.downloader.bytes_read if service is not None else 0
 
     metrics.watch(gateway=DiscordGateway(bot), backend=lambda: getattr(bot, "backend", None),
-                  queue_depth=waiting, jobs_running=running)
+                  queue_depth=waiting, jobs_running=running, downloaded=downloaded)
+    service = jobs()
+    if service is not None and metrics.observe not in service.observers:
+        service.observers.append(metrics.observe)

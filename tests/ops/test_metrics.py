@@ -37,13 +37,12 @@ def test_events_and_scrape_time_state_in_the_exposition():
     m = BotMetrics(gpu=GpuMemory(command=""))
     backend = Slots([worker("busy", restarts=2), worker("idle", index=1)])
     m.watch(backend=lambda: backend, gateway=Shards([(0, True, 0.042), (1, True, math.inf)]),
-            queue_depth=lambda: 3, jobs_running=lambda: 1)
+            queue_depth=lambda: 3, jobs_running=lambda: 1, downloaded=lambda: 1000)
     m.request("slash", "done")
     m.request("prefix", "refused", "too-large")
     m.request("prefix", "refused", "too-large")
     m.request("prefix", "failed", "WorkerCrashedError")
-    m.job_ran(preset="fast", device="cpu", seconds=4.0, waited=0.5, iterations=200)
-    m.downloaded(1000)
+    m.job_ran(preset="fast", device="cpu", seconds=4.0, waited=0.5, iterations=200, engine_seconds=3.2)
     m.delivered(5000)
     text = m.exposition().decode()
     assert sample(text, "nst_requests_total", {"kind": "slash", "outcome": "done"}) == 1
@@ -54,7 +53,7 @@ def test_events_and_scrape_time_state_in_the_exposition():
     assert sample(text, "nst_job_seconds_bucket", {"preset": "fast", "le": "5.0"}) == 1
     assert sample(text, "nst_job_seconds_bucket", {"preset": "fast", "le": "2.0"}) == 0
     assert sample(text, "nst_job_wait_seconds_sum", {"preset": "fast"}) == 0.5
-    assert sample(text, "nst_engine_iterations_per_second", {"preset": "fast", "device": "cpu"}) == 50
+    assert sample(text, "nst_engine_iterations_per_second", {"preset": "fast", "device": "cpu"}) == 62.5
     assert sample(text, "nst_downloaded_bytes_total") == 1000 and sample(text, "nst_result_bytes_total") == 5000
     assert sample(text, "nst_worker_restarts_total", {"worker": "0"}) == 2
     assert sample(text, "nst_workers", {"state": "busy"}) == 1 and sample(text, "nst_workers", {"state": "idle"}) == 1
