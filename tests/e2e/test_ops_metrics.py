@@ -45,8 +45,12 @@ async def test_counts_after_done_refused_and_cancelled(fake, tmp_path, pool):
             cid = next(c for c in status.custom_ids() if c.startswith("nst:cancel:"))
             click = await fake.click_button(status, cid)
             await fake.wait_for_ack(click, timeout=3)
-            await fake.wait_for(lambda: not bot.jobs.active, timeout=20, what="the job ended")
+            await fake.wait_for(lambda: (status.content or "").startswith("Cancelled by you"), timeout=20,
+                                what="the status says cancelled")
 
+            # The final event follows the journal update: wait for the count itself (bounded).
+            await fake.wait_for(lambda: sample(metrics.exposition().decode(), "nst_requests_total",
+                                               {"outcome": "cancelled"}), timeout=10, what="the cancelled count")
             text = await scrape(server.url)
             assert sample(text, "nst_requests_total", {"kind": "prefix", "outcome": "done"}) == 1
             assert total(text, "nst_requests_total", {"kind": "prefix", "outcome": "refused"}) == 1
