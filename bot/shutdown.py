@@ -46,14 +46,21 @@ class Shutdown:
         self.signals += 1
         name = signal.Signals(sig).name
         if self.signals == 1:
-            log.info("%s: stopping; running jobs have up to %g s to finish (send it again to stop at once)",
-                     name, self.grace)
+            running, other = self.in_flight()
+            log.info("%s: stopping; %d job(s) running have up to %g s to finish, %d waiting or downloading will be "
+                     "told (send it again to stop at once)", name, running, self.grace, other)
             if self.metrics is not None:
                 self.metrics.stopping = "shutting down"
             self.requested.set()
         else:
             log.warning("%s again: stopping at once; unfinished jobs will be reported after the restart", name)
             self.immediate.set()
+
+    def in_flight(self) -> tuple[int, int]:
+        """(jobs running on the backend, jobs waiting or downloading) right now."""
+        active = getattr(getattr(self.bot, "jobs", None), "active", {})
+        running = sum(1 for job in active.values() if getattr(job, "handle", None) is not None)
+        return running, len(active) - running
 
     async def run(self) -> None:
         """Drain the job service (bounded by the grace, plus a little for the interrupted-job messages)."""
