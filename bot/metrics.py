@@ -118,7 +118,8 @@ class DiscordGateway:
             if not infos:
                 return [(0, False, math.nan)]
             return [(s.id, client.is_ready() and not s.is_closed(), s.latency) for s in infos]
-        assert isinstance(client, discord.Client)
+        if not isinstance(client, discord.Client):
+            return []
         ws = client.ws
         connected = client.is_ready() and not client.is_closed() and ws is not None and ws.open
         return [(0, connected, client.latency)]
