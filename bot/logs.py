@@ -3,8 +3,8 @@
 Structured fields travel as ``extra``: ``log.info("job done", extra={"job_id": ..., "outcome": "done"})``; the JSON
 format writes every such field as a key (``job_id``, ``user_id``, ``guild_id``, ``preset``, ``seconds``, ``outcome``,
 ...), the text format writes the message as is. Both formats pass the final line through ``redact``: the bot's token
-is replaced by ``[token]`` and URLs lose their query strings (Discord's attachment URLs carry signed ``ex``/``is``/
-``hm`` parameters that let anyone fetch the file).
+is replaced by ``[token]`` and attachment URLs lose their query strings (Discord signs them with ``ex``/``is``/``hm``
+parameters that let anyone holding the link fetch the file).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from typing import Any, Literal, TextIO
 
 LogFormat = Literal["text", "json"]
 
-# http(s) URLs: keep scheme, host and path; drop ``?query`` (and a ``#fragment`` after it).
-_URL_QUERY = re.compile(r"(\bhttps?://[^\s?#\"'<>]+)\?[^\s\"'<>]*")
+# Attachment URLs (Discord's CDN and media proxy serve them under /attachments/ or /ephemeral-attachments/): keep
+# scheme, host and path; drop the signed ``?ex=..&is=..&hm=..`` query. Other URLs (the invite link) stay whole.
+_URL_QUERY = re.compile(r"(\bhttps?://[^\s?#\"'<>]*/(?:ephemeral-)?attachments/[^\s?#\"'<>]*)\?[^\s\"'<>]*")
 # Anything shaped like a Discord bot token (three base64url parts), even one that is not ours.
 _TOKEN_SHAPE = re.compile(r"\b[A-Za-z0-9_-]{23,28}\.[A-Za-z0-9_-]{6,7}\.[A-Za-z0-9_-]{27,}\b")
 # The attributes every LogRecord has; anything else on a record came in through ``extra``.

@@ -50,6 +50,8 @@ async def test_sigterm_lets_the_running_job_finish_and_refuses_new_ones(tmp_path
         async with bot_process(tmp_path, fake.base_url, overrides={"size": 48, "iterations": 20},
                                SHUTDOWN_GRACE=120, METRICS_ADDRESS=f"127.0.0.1:{port}") as bot:
             status = await start_job(fake, bot)
+            invite = await bot.wait_for_line(READY)
+            assert f"client_id={fake.application_id}&scope=bot+applications.commands&permissions=" in invite
             signalled = fake.now()
             bot.signal(signal.SIGTERM)
             # The job was on the backend when the signal came (the bot says so), and is delivered after it.

@@ -63,6 +63,11 @@ def test_text_format_is_one_readable_line_without_secrets(restore_root):
 def test_token_shaped_strings_are_redacted_even_when_not_ours():
     redact = Redactor()
     assert "[token]" in redact(f"Authorization: Bot {TOKEN}")
+    media = "https://media.discordapp.net/ephemeral-attachments/1/2/a.webp?ex=1&is=2&hm=3&width=100"
+    assert redact(f"got {media} ok") == "got https://media.discordapp.net/ephemeral-attachments/1/2/a.webp?[query removed] ok"
+    # Other links keep their query: the invite link is useless without it.
+    invite = "https://discord.com/oauth2/authorize?client_id=123&scope=bot+applications.commands&permissions=274878024704"
+    assert redact(f"invite: {invite}") == f"invite: {invite}"
     assert redact("no secrets here: v1.2.3 and a.b") == "no secrets here: v1.2.3 and a.b"
 
 
