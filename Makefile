@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SHARED_WEIGHTS := ../shared/weights/vgg19_features_fp16.pth
 SHARED_IMAGES := ../shared/images
 
-.PHONY: install run doctor test lint typecheck demo bench clean
+.PHONY: install run doctor test lint typecheck demo bench gallery-sheet clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,14 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.engine_vs_tutorial --gallery out/bench/gallery.jpg
 	$(BIN)/python -m benchmarks.pool_overhead
+
+# The picture of /style-gallery list in the README: the built-in paintings and a sample server gallery.
+gallery-sheet: $(STAMP)
+	$(BIN)/python -m bot.gallery_sheet docs/images/gallery-sheet.jpg --server "Art Club" \
+		--painting "Our Mascot=$(SHARED_IMAGES)/content/chelsea.png" \
+		--painting "Coffee Break=$(SHARED_IMAGES)/content/coffee.png" \
+		--painting "Launch Day=$(SHARED_IMAGES)/content/rocket.jpg" \
+		--painting "Moonwalk=$(SHARED_IMAGES)/content/astronaut.png"
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

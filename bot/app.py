@@ -16,8 +16,9 @@ from bot.config import Settings
 from bot.db import Database, JobRecord
 from bot.events import JobObserver
 from bot.failures import GENERIC, describe_command_error
+from bot.gallery import GalleryStore, PaintingCatalog
 from bot.jobs import JobService
-from bot.limits import Limits, LimitsLookup
+from bot.limits import MB, Limits, LimitsLookup
 from bot.render import error_embed
 from nst_engine.pool.protocol import StyleBackend
 
@@ -86,6 +87,7 @@ class StyleBot(commands.Bot):
         self._background: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
+        from bot.cogs.gallery import GalleryCog, StylizeCog
         from bot.cogs.help import HelpCog
         from bot.cogs.limits import LimitsCog
         from bot.cogs.style import StyleCog
@@ -103,9 +105,15 @@ class StyleBot(commands.Bot):
             observers=self._observers,
         )
         await self.jobs.start()
-        await self.add_cog(StyleCog(self.settings, self.jobs))
+        # Style gallery (bot/gallery.py): the built-in paintings and each server's own.
+        self.gallery = GalleryStore(self.db, max_items=self.settings.gallery_max_items,
+                                    max_bytes=int(self.settings.gallery_max_mb * MB))
+        self.paintings = PaintingCatalog(self.gallery)
+        await self.add_cog(StyleCog(self.settings, self.jobs, self.paintings))
         await self.add_cog(LimitsCog(self.settings, self.db, self.limits_for))
         await self.add_cog(HelpCog(self.settings, self.limits_for))
+        await self.add_cog(GalleryCog(self.settings, self.gallery, self.limits_for))
+        await self.add_cog(StylizeCog(self.settings, self.jobs, self.paintings, self.limits_for, self.tree))
         self.add_dynamic_items(CancelButton, RerunButton)
         if self.settings.sync_commands:
             await self.sync_commands()

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     rerun_cache_size: int = Field(32, ge=0)  # jobs whose inputs are kept for the re-run buttons
     rerun_cache_ttl: float = Field(3600.0, gt=0)
 
+    # Style gallery (bot/gallery.py): per-server paintings, and the long side they are stored at.
+    gallery_max_items: int = Field(25, ge=1, le=50)
+    gallery_max_mb: float = Field(20.0, gt=0)
+    gallery_max_side: int = Field(1024, ge=256, le=4096)
+
     # Engine and worker pool.
     nst_weights: str = "imagenet"
     nst_device: str = "auto"

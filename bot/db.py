@@ -37,6 +37,22 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 2: find unfinished jobs quickly at start-up.
     "CREATE INDEX jobs_state ON jobs(state);",
+    # 3: each server's style gallery (bot/gallery.py): normalised JPEG + thumbnail, names unique ignoring case.
+    """
+    CREATE TABLE gallery (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        guild_id INTEGER NOT NULL,
+        name TEXT NOT NULL,
+        name_key TEXT NOT NULL,
+        image BLOB NOT NULL,
+        thumb BLOB NOT NULL,
+        width INTEGER NOT NULL,
+        height INTEGER NOT NULL,
+        added_by INTEGER NOT NULL,
+        added_at REAL NOT NULL,
+        UNIQUE (guild_id, name_key)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

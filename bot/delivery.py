@@ -54,6 +54,30 @@ def missing_permission(channel: discord.abc.Messageable, *, files: bool) -> str:
     return "the permissions it needs"
 
 
+def drops_embeds(channel: discord.abc.Messageable) -> bool:
+    """Whether a message the bot may post in ``channel`` loses its embeds: Discord drops them silently without
+    Embed Links. (Without Send Messages the message goes to the user's DMs instead, where embeds work.)"""
+    guild = getattr(channel, "guild", None)
+    if guild is None or not hasattr(channel, "permissions_for"):
+        return False
+    perms = channel.permissions_for(guild.me)
+    return perms.send_messages and not perms.embed_links
+
+
+def embed_as_text(embed: discord.Embed) -> str:
+    """What an embed says, as message text (for channels where it would be dropped)."""
+    parts = [f"**{embed.title}**" if embed.title else "", embed.description or ""]
+    parts += [f"**{f.name}**: {f.value}" for f in embed.fields]
+    parts.append(embed.footer.text or "")
+    return "\n".join(p for p in parts if p)
+
+
+def with_embed_text(content: str | None, embeds: Sequence[discord.Embed]) -> str:
+    """``content`` followed by the embeds' text, within Discord's 2000 characters."""
+    text = "\n".join([content or "", *(embed_as_text(e) for e in embeds)]).strip()
+    return text if len(text) <= 2000 else text[:1999] + "…"
+
+
 def _where(channel: discord.abc.Messageable) -> str:
     mention = getattr(channel, "mention", None)
     return mention or "that channel"
@@ -90,6 +114,8 @@ class Reporter:
         view: discord.ui.View | None, reference: discord.MessageReference | None = None,
     ) -> discord.Message:
         """Post in the channel; where Discord forbids it (missing permissions), post in the user's DMs."""
+        if embeds and drops_embeds(self.channel):
+            content, embeds = with_embed_text(content, embeds), []
         kwargs: dict[str, Any] = {"content": content, "embeds": embeds}
         if view is not None:
             kwargs["view"] = view
@@ -212,6 +238,8 @@ class MessageReporter(Reporter):
         self._note: str | None = None  # why we answer in DMs, kept at the top of the status there
 
     async def status(self, content=None, *, embed=None, view=None, files=()) -> None:
+        if embed is not None and drops_embeds(self.channel):
+            content, embed = with_embed_text(content, [embed]), None
         if self._note:
             content = f"{self._note}\n{content}" if content else self._note
         if self._status is not None:

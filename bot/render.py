@@ -5,6 +5,7 @@ from __future__ import annotations
 import discord
 
 from bot.config import Settings
+from bot.gallery_builtin import BUILTINS
 from bot.limits import Limits
 from bot.parsing import STRENGTH_MAX, STRENGTH_MIN
 from nst_engine.types import LossSummary, ProgressEvent
@@ -142,6 +143,16 @@ def help_embed(settings: Settings, *, limits: Limits) -> discord.Embed:
             f"Attach two images to a message that says `{prefix}style` (first = content, second = style; "
             f"more images are blended styles, up to {max_styles}). Example: `{prefix}style {example} 2 colors`.\n"
             f"Or reply to a message holding the content image, with the style image attached."
+        ),
+        inline=False,
+    )
+    embed.add_field(
+        name="Paintings on hand",
+        value=(
+            "No style image? Name a painting: `/style content:<image> painting:<name>` (suggestions as you type), "
+            f"`{prefix}style starry night {example}` with one image, or right-click a message with a picture → "
+            f"**Apps → Stylize**. Built in: {', '.join(p.name for p in BUILTINS)}; `/style-gallery list` shows "
+            "this server's own too (moderators add them with `/style-gallery add`)."
         ),
         inline=False,
     )

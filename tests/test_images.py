@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import struct
 import warnings
 import zlib
@@ -31,9 +30,6 @@ from nst_engine.images import (
     probe_image,
     to_rgb,
 )
-
-SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "images"
-
 
 # ------------------------------------------------------------------------------------------- helpers
 
@@ -471,10 +467,9 @@ def test_human_bytes() -> None:
 # -------------------------------------------------------------------------------------- real files
 
 
-def test_real_sample_images() -> None:
-    files = sorted(p for p in SAMPLES.glob("*/*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"})
-    if not files:
-        pytest.skip(f"no sample images in {os.path.normpath(SAMPLES)} (the shared folder is absent)")
+def test_real_sample_images(sample_images: Path) -> None:
+    files = sorted(p for p in sample_images.glob("*/*") if p.suffix.lower() in {".png", ".jpg", ".jpeg", ".webp"})
+    assert files, f"no pictures in {sample_images}"
     for path in files:
         data = path.read_bytes()
         info = probe_image(data, role=path.name)

@@ -72,10 +72,16 @@ def test_imagenet_weights_come_from_the_torch_hub_cache(tmp_path: Path, monkeypa
     checkpoints = tmp_path / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
     filename = torchvision.models.VGG19_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1]
-    torch.save(_features_state(prefix="features."), checkpoints / filename)
+    cached = _features_state(prefix="features.")
+    for key in cached:
+        cached[key] = torch.randn_like(cached[key])  # unlike any built-in initialisation
+    torch.save(cached, checkpoints / filename)
     monkeypatch.delenv("NST_WEIGHTS", raising=False)
     model = load_vgg(None, "cpu")
     assert model.source == "imagenet"
+    # the network really holds the cached file's weights (a source label alone proves nothing)
+    assert torch.equal(model.features[0].weight, cached["features.0.weight"])
+    assert torch.equal(model.features[28].bias, cached["features.28.bias"])
 
 
 def test_offline_imagenet_download_explains_how_to_use_a_local_file(tmp_path: Path, monkeypatch):
@@ -96,6 +102,7 @@ def test_env_var_picks_weights_and_device(monkeypatch):
     monkeypatch.setenv("NST_DEVICE", "cpu")
     model = load_vgg()
     assert model.source == "random" and model.device.type == "cpu"
+    assert torch.equal(model.features[0].weight, load_vgg("random", "cpu").features[0].weight)
 
 
 def test_random_weights_are_the_same_in_every_load():

@@ -8,9 +8,11 @@ from discord.ext import commands
 
 from bot.config import KNOWN_PRESETS, Settings
 from bot.delivery import InteractionReporter, MessageReporter
+from bot.gallery import PaintingCatalog, UnknownPainting, painting_sources
+from bot.gallery_args import parse_painting_request
 from bot.jobs import JobService
-from bot.parsing import SEED_MAX, STRENGTH_MAX, STRENGTH_MIN, USAGE, ArgumentError, StyleArgs, parse_style_args
-from bot.policy import InputFile
+from bot.parsing import SEED_MAX, STRENGTH_MAX, STRENGTH_MIN, USAGE, ArgumentError, StyleArgs
+from bot.policy import InputFile, Source
 from bot.render import error_embed
 from nst_engine.presets import DEFAULT_PRESET, PRESETS
 
@@ -19,25 +21,51 @@ PRESET_CHOICES = [
     app_commands.Choice(name=f"{name}: {PRESETS[name].description}"[:100], value=name) for name in KNOWN_PRESETS
 ]
 
+NO_STYLE = (
+    "Choose a `painting` (start typing to see them) or attach a `style` image, so I know what to paint "
+    "`content` like. `/style-gallery list` shows the paintings."
+)
+NO_PICTURE = (
+    "Attach the picture to paint (one image), or reply to a message that holds it: "
+    "`{prefix}style starry night` with a photo attached."
+)
+
 
 class StyleCog(commands.Cog):
-    def __init__(self, settings: Settings, jobs: JobService) -> None:
+    def __init__(self, settings: Settings, jobs: JobService, paintings: PaintingCatalog) -> None:
         self.settings = settings
         self.jobs = jobs
+        self.paintings = paintings  # built-in and gallery paintings, named instead of a style image (bot/gallery.py)
 
     @commands.command(name="style")
     async def style_prefix(self, ctx: commands.Context[commands.Bot], *, args: str = "") -> None:
-        """Stylize the first attached image with the second (or reply to the content image)."""
+        """Stylize the first attached image with the second (or reply to the content image), or with paintings
+        named first: ``!style starry night fast``."""
+        guild_id = ctx.guild.id if ctx.guild else None
+        files = await self._collect(ctx.message)
+        if files is None:
+            return
         try:
-            parsed = parse_style_args(args)
+            request = await parse_painting_request(args, self.paintings, guild_id, one_image=len(files) <= 1)
         except ArgumentError as exc:
             usage = USAGE.format(prefix=self.settings.bot_prefix)
             await ctx.reply(embed=error_embed(f"{exc}\n{usage}"), mention_author=False)
             return
-        files = await self._collect(ctx.message)
-        if files is None:
+        except UnknownPainting as exc:
+            await ctx.reply(embed=error_embed(str(exc)), mention_author=False)
             return
-        self.jobs.submit(MessageReporter(ctx.message), files, parsed)
+        sources: list[Source] = list(files)
+        if request.paintings:
+            if not files:
+                await ctx.reply(embed=error_embed(NO_PICTURE.format(prefix=self.settings.bot_prefix)),
+                                mention_author=False)
+                return
+            try:
+                sources += await painting_sources(self.paintings, guild_id, request.paintings)
+            except UnknownPainting as exc:  # removed a moment ago
+                await ctx.reply(embed=error_embed(str(exc)), mention_author=False)
+                return
+        self.jobs.submit(MessageReporter(ctx.message), sources, request.args)
 
     async def _collect(self, message: discord.Message) -> list[InputFile] | None:
         """The images: on the message itself, or content from the replied-to message + styles from this one."""
@@ -58,10 +86,11 @@ class StyleCog(commands.Cog):
                 attachments = [replied.attachments[0], *attachments] if attachments else list(replied.attachments)
         return [InputFile.from_attachment(a) for a in attachments]
 
-    @app_commands.command(name="style", description="Paint the content image in the style of the style image.")
+    @app_commands.command(name="style", description="Paint the content image in the style of a painting or image.")
     @app_commands.describe(
         content="The picture to repaint",
-        style="The picture whose style to copy",
+        painting="A painting on hand (built-in or this server's gallery) instead of a style image",
+        style="The picture whose style to copy (optional when you choose a painting)",
         preset=f"Speed/quality trade-off (default: {DEFAULT_PRESET})",
         strength=f"How strong the style is: {STRENGTH_MIN:g} subtle … {STRENGTH_MAX:g} strong (default 1)",
         preserve_colors="Keep the content's colours",
@@ -74,7 +103,8 @@ class StyleCog(commands.Cog):
         self,
         interaction: discord.Interaction,
         content: discord.Attachment,
-        style: discord.Attachment,
+        painting: str | None = None,
+        style: discord.Attachment | None = None,
         preset: app_commands.Choice[str] | None = None,
         strength: app_commands.Range[float, STRENGTH_MIN, STRENGTH_MAX] = 1.0,
         preserve_colors: bool = False,
@@ -82,13 +112,37 @@ class StyleCog(commands.Cog):
         style2: discord.Attachment | None = None,
         style3: discord.Attachment | None = None,
     ) -> None:
+        guild_id = interaction.guild.id if interaction.guild else None
+        if style is None and painting is None:
+            await interaction.response.send_message(embed=error_embed(NO_STYLE), ephemeral=True)
+            return
+        if painting is not None and not await self.paintings.exists(guild_id, painting):
+            try:
+                await self.paintings.resolve(guild_id, painting)  # raises UnknownPainting, naming close ones
+            except UnknownPainting as exc:
+                await interaction.response.send_message(embed=error_embed(str(exc)), ephemeral=True)
+                return
         # Acknowledge first: Discord drops interactions not answered within 3 seconds.
         await interaction.response.defer(thinking=True)
         attachments = [a for a in (content, style, style2, style3) if a is not None]
+        sources: list[Source] = [InputFile.from_attachment(a) for a in attachments]
+        if painting is not None:
+            try:
+                sources += await painting_sources(self.paintings, guild_id, [painting])
+            except UnknownPainting as exc:  # removed a moment ago
+                await interaction.followup.send(embed=error_embed(str(exc)))
+                return
         args = StyleArgs(
             preset=preset.value if preset else None,
             strength=float(strength),
             preserve_colors=preserve_colors,
             seed=int(seed),
         )
-        self.jobs.submit(InteractionReporter(interaction), [InputFile.from_attachment(a) for a in attachments], args)
+        self.jobs.submit(InteractionReporter(interaction), sources, args)
+
+    @style_slash.autocomplete("painting")
+    async def _painting_autocomplete(
+        self, interaction: discord.Interaction, current: str
+    ) -> list[app_commands.Choice[str]]:
+        names = await self.paintings.suggest(interaction.guild.id if interaction.guild else None, current)
+        return [app_commands.Choice(name=n, value=n) for n in names]

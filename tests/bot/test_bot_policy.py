@@ -115,7 +115,9 @@ def test_rerun_cache_is_bounded_by_count_bytes_and_age():
     assert small.get("a") is None and small.get("b") is not None
     cache._items["b"].expires = 0  # as if its time-to-live had passed
     assert cache.get("b") is None
-    assert RerunCache(max_entries=0, ttl=1).get("x") is None
+    off = RerunCache(max_entries=0, ttl=100)  # RERUN_CACHE_SIZE=0 turns the cache off: it keeps nothing
+    off.put("x", _entry())
+    assert off.get("x") is None and len(off) == 0
 
 
 def test_every_engine_error_has_its_own_row_in_the_failure_table():

@@ -27,8 +27,25 @@ async def test_result_after_the_token_expired_goes_to_the_channel(fake, tmp_path
         fake.config.token_ttl = 0.0  # from now on, as if the job had outlived Discord's 15 minutes
         result = await fake.wait_for_message(fake.channel, is_result, timeout=60)
         assert result not in record.followups and result.interaction_id is None
-        assert fake.member.mention in result.content
+        assert fake.member in result.mentions  # pinged, as Discord records it
         assert any(code == 50027 for code in [r.error_code for r in fake.requests])  # the 401 was seen
+
+
+async def test_the_bots_own_token_clock_sends_a_late_result_to_the_channel(fake, tmp_path, pool):
+    """Rule: the bot stops using an interaction token before Discord's 15 minutes are up (its own clock, from the
+    interaction's creation time), so a long job's result never races the expiry. The interaction arrives 14.5
+    minutes old: the token still works at Discord (no 401 is ever answered), yet the bot must not use it."""
+    async with running_bot(fake, make_settings(tmp_path), pool):
+        c, s = images(8)
+        record = await fake.invoke_slash("style", {"content": c, "style": s}, age=14.5 * 60)
+        await fake.wait_for_ack(record, timeout=3)
+        result = await fake.wait_for_message(fake.channel, lambda m: is_result(m) or is_error(m), timeout=60)
+        assert is_result(result), embed_text(result)
+        assert result not in record.followups and result.interaction_id is None
+        assert fake.member in result.mentions
+        assert record.token_age < fake.config.token_ttl  # Discord would still have taken the token
+        webhook_calls = [r for r in fake.requests if r.path.startswith("/webhooks/")]
+        assert webhook_calls == [] and not any(r.error_code == 50027 for r in fake.requests)
 
 
 async def test_upload_over_the_limit_is_shrunk_or_explained(fake, tmp_path, pool):
@@ -71,7 +88,8 @@ async def test_jobs_in_flight_at_shutdown_are_reported_after_restart(fake, tmp_p
         await fake.wait_for_message(fake.channel, lambda m: m.reference_id == running.id and "%" in m.content,
                                     timeout=30)
         waiting = await fake.post_message(fake.other_channel, fake.admin, "!style", attachments=images(7))
-        await fake.wait_for_message(fake.other_channel, lambda m: "you are next" in m.content)
+        await fake.wait_for_message(fake.other_channel,
+                                    lambda m: m.reference_id == waiting.id and "you are next" in m.content)
         assert len(bot.jobs.active) == 2
     # The bot is stopped: both jobs stay open in the journal.
     db = Database(settings.database_path)
@@ -80,7 +98,6 @@ async def test_jobs_in_flight_at_shutdown_are_reported_after_restart(fake, tmp_p
         (fake.member.id, fake.channel.id), (fake.admin.id, fake.other_channel.id)
     }
     await db.close()
-    assert waiting is not None
 
     async with running_bot(fake, settings, pool) as bot:
         for user, channel in ((fake.member, fake.channel), (fake.admin, fake.other_channel)):
@@ -89,6 +106,7 @@ async def test_jobs_in_flight_at_shutdown_are_reported_after_restart(fake, tmp_p
                 timeout=10, since=0,
             )
             assert "please send it again" in msg.content.lower()
+            assert msg.mentions == [user]  # the notice pings its user, and only them
         await fake.wait_for(lambda: not bot._background, timeout=5, what="the restart notices are done")
     db = Database(settings.database_path)
     await db.open()

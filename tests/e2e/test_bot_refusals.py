@@ -15,6 +15,12 @@ def cdn_hits(fake, filename: str) -> int:
     return sum(1 for r in fake.requests if r.route == "/cdn/attachments" and r.path.endswith("/" + filename))
 
 
+def body_sent(fake, filename: str) -> int:
+    """Body bytes the CDN handed to the bot for ``filename`` (its one download)."""
+    (rec,) = [r for r in fake.requests if r.route == "/cdn/attachments" and r.path.endswith("/" + filename)]
+    return rec.body_sent
+
+
 async def refused(fake, content: str, attachments, *, author=None, timeout: float = 10.0) -> str:
     await fake.post_message(fake.channel, author or fake.member, content, attachments=attachments)
     msg = await fake.wait_for_message(fake.channel, is_error, timeout=timeout)
@@ -68,11 +74,17 @@ async def test_bad_inputs_are_refused_with_specific_messages(fake, tmp_path, poo
             ("slow", {"delay": 3.0}, "slow.png", "Downloading `slow.png` took longer than 1 s"),
             ("truncated", {"send_bytes": 100}, "cut.png", "download of `cut.png` was cut off"),
             ("huge", {"size": 5_000_000, "lie_length": -1}, "endless.png", "`endless.png` is larger than the 51.2 KB limit"),
+            ("huge", {"size": 5_000_000, "body_delay": 5.0}, "declared.png",
+             "`declared.png` is larger than the 51.2 KB limit"),
         ]:
             att = fake.make_attachment(fake.channel, FileSpec(name, png(seed=3)))
             fake.cdn_fault(att, kind, **params)
             text = await refused(fake, "!style", [good, att])
             assert expected in text, text
+        # The byte cap stops reading early: a few buffers past 51.2 KB, not the 5 MB on offer...
+        assert 51_200 < body_sent(fake, "endless.png") < 1_000_000, body_sent(fake, "endless.png")
+        # ...and a Content-Length over the cap is refused at the headers, before one body byte is read.
+        assert body_sent(fake, "declared.png") == 0
 
         # The slash command: deferred at once, then the refusal replaces the "thinking" message.
         record = await fake.invoke_slash("style", {"content": FileSpec("c.txt", b"hello"), "style": good})

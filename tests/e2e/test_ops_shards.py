@@ -55,7 +55,7 @@ async def test_two_shards_each_serve_their_servers(fake, tmp_path, pool):
 
 
 async def test_auto_takes_discords_recommendation(fake, tmp_path, pool):
-    fake.config.shards = 2
+    fake.config.shard_count = 2
     bot = make_bot(make_settings(tmp_path, shard_count="auto"), backend=pool, manage_backend=False)
     async with run_discord_client(bot, fake):
         assert bot.shard_count == 2

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import time
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -51,9 +53,23 @@ async def handle(fake: FakeDiscord, request: web.Request) -> web.StreamResponse:
         headers["Content-Length"] = str(declared)
     resp = web.StreamResponse(status=200, headers=headers)
     rec.status = 200
-    await resp.prepare(request)
+    if kind == "huge":
+        # A small send buffer keeps ``body_sent`` close to what the client really read (the kernel would
+        # otherwise accept megabytes on loopback that nobody reads).
+        sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 32 * 1024)
     sent = 0
     try:
+        await resp.prepare(request)
+        if fault is not None and fault.body_delay:
+            # The headers are out (a StreamResponse sends them at prepare()); give the client up to body_delay
+            # to hang up on them, as one that checks Content-Length against its cap does.
+            deadline = time.monotonic() + fault.body_delay
+            while time.monotonic() < deadline:
+                if request.transport is None or request.transport.is_closing():
+                    raise ConnectionResetError("the client closed the connection before the body")
+                await asyncio.sleep(0.01)
         while sent < send:
             n = min(CHUNK, send - sent)
             if kind == "huge":
@@ -62,9 +78,10 @@ async def handle(fake: FakeDiscord, request: web.Request) -> web.StreamResponse:
                 chunk = body[sent:sent + n]
             await resp.write(chunk)
             sent += n
+            rec.body_sent = sent
             if fault is not None and fault.chunk_delay:
                 await asyncio.sleep(fault.chunk_delay)
-    except (ConnectionResetError, asyncio.CancelledError) as exc:
+    except (ConnectionError, asyncio.CancelledError) as exc:
         # the downloader gave up (size cap, timeout): that is the behaviour under test, not an error
         log.info("cdn: client stopped reading %s after %d bytes (%r)", att.filename, sent, exc)
         if isinstance(exc, asyncio.CancelledError):
@@ -75,5 +92,8 @@ async def handle(fake: FakeDiscord, request: web.Request) -> web.StreamResponse:
         if request.transport is not None:
             request.transport.close()
         return resp
-    await resp.write_eof()
+    try:
+        await resp.write_eof()
+    except ConnectionError:  # the client hung up after the last byte
+        pass
     return resp

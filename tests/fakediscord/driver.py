@@ -6,7 +6,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .messages import publish
 from .state import (
@@ -23,8 +23,12 @@ from .state import (
     snowflake,
 )
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:
+    from .gateway import Gateway
     from .server import FakeDiscord
+    from .state import FakeConfig
 
 # application command option types
 SUB_COMMAND, SUB_GROUP, STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT = (
@@ -49,11 +53,45 @@ def _infer_type(value: Any) -> int:
     return STRING
 
 
+def _guild_id(channel: FakeChannel) -> int | None:
+    return channel.guild.id if channel.guild is not None else None
+
+
 class DriverMixin:
-    """Mixed into FakeDiscord; `self` is the FakeDiscord."""
+    """Mixed into FakeDiscord; `self` is the FakeDiscord (what it uses from there is declared for the type checker)."""
+
+    if TYPE_CHECKING:
+        config: FakeConfig
+        channel: FakeChannel
+        member: FakeUser
+        users: dict[int, FakeUser]
+        messages: dict[int, FakeMessage]
+        interactions: list[InteractionRecord]
+        commands: list[RegisteredCommand]
+        requests: list[RecordedRequest]
+        application_id: int
+        gateway: Gateway
+        _action_mark: int
+
+        def _notify(self) -> None: ...
+
+        def make_attachment(self, channel: FakeChannel, spec: FileSpec | tuple[str, bytes], *,
+                            ephemeral: bool = False) -> FakeAttachment: ...
+
+        def bot_permissions(self, channel: FakeChannel) -> int: ...
+
+        def bot_messages(self, channel: FakeChannel | None = None, *,
+                         include_deleted: bool = False) -> list[FakeMessage]: ...
+
+        async def wait_for(self, fn: Callable[[], T | None], timeout: float = 5.0,
+                           what: str | Callable[[], str] = "condition") -> T: ...
+
+    @property
+    def _fake(self) -> FakeDiscord:
+        return cast("FakeDiscord", self)
 
     # ------------------------------------------------------------------ user messages
-    async def post_message(self: FakeDiscord, channel: FakeChannel | None = None, author: FakeUser | None = None,
+    async def post_message(self, channel: FakeChannel | None = None, author: FakeUser | None = None,
                            content: str = "",
                            attachments: list[FileSpec | tuple[str, bytes] | FakeAttachment] | tuple[()] = (),
                            reference: FakeMessage | None = None, mentions: list[FakeUser] | tuple[()] = ()
@@ -70,10 +108,10 @@ class DriverMixin:
         if reference is not None:
             msg.reference_id, msg.type = reference.id, 19
         self.messages[msg.id] = msg
-        await publish(self, "MESSAGE_CREATE", msg)
+        await publish(self._fake, "MESSAGE_CREATE", msg)
         return msg
 
-    def _user_attachment(self: FakeDiscord, channel: FakeChannel,
+    def _user_attachment(self, channel: FakeChannel,
                          spec: FileSpec | tuple[str, bytes] | FakeAttachment) -> FakeAttachment:
         if isinstance(spec, FakeAttachment):
             # pre-made with make_attachment (e.g. to set a CDN fault before the bot sees it)
@@ -83,21 +121,21 @@ class DriverMixin:
             return spec
         return self.make_attachment(channel, spec)
 
-    async def edit_user_message(self: FakeDiscord, message: FakeMessage, content: str) -> FakeMessage:
+    async def edit_user_message(self, message: FakeMessage, content: str) -> FakeMessage:
         message.content = content
         message.edited_at = iso_now()
         message.edits += 1
-        await publish(self, "MESSAGE_UPDATE", message)
+        await publish(self._fake, "MESSAGE_UPDATE", message)
         return message
 
-    async def delete_user_message(self: FakeDiscord, message: FakeMessage) -> None:
+    async def delete_user_message(self, message: FakeMessage) -> None:
         message.deleted = True
-        await publish(self, "MESSAGE_DELETE", message)
+        await publish(self._fake, "MESSAGE_DELETE", message)
 
     # ------------------------------------------------------------------ interactions
-    def _interaction_base(self: FakeDiscord, kind: str, itype: int, user: FakeUser, channel: FakeChannel,
-                          data: dict[str, Any]) -> InteractionRecord:
-        iid, token = snowflake(), "aW50ZXJhY3Rpb24" + secrets.token_urlsafe(40)
+    def _interaction_base(self, kind: str, itype: int, user: FakeUser, channel: FakeChannel,
+                          data: dict[str, Any], *, age: float = 0.0) -> InteractionRecord:
+        iid, token = snowflake(age=age), "aW50ZXJhY3Rpb24" + secrets.token_urlsafe(40)
         payload: dict[str, Any] = {
             "id": str(iid),
             "application_id": str(self.application_id),
@@ -120,33 +158,42 @@ class DriverMixin:
                 "guild_id": str(channel.guild.id),
                 "guild": {"id": str(channel.guild.id), "locale": "en-US", "features": []},
                 "guild_locale": "en-US",
-                "member": member.payload(with_permissions=True),
+                "member": member.payload(with_permissions=True, channel=channel),
                 "authorizing_integration_owners": {"0": str(channel.guild.id)},
                 "context": 0,
             })
         else:
             payload.update({"user": user.payload(), "context": 1,
                             "authorizing_integration_owners": {"0": str(user.id)}})
-        rec = InteractionRecord(iid, token, kind, user, channel, payload, time.monotonic())
+        rec = InteractionRecord(iid, token, kind, user, channel, payload, time.monotonic(), age=age)
         self.interactions.append(rec)
         return rec
 
-    def _upload_limit(self: FakeDiscord, channel: FakeChannel) -> int:
+    def _upload_limit(self, channel: FakeChannel) -> int:
         if channel.guild is not None and channel.guild.upload_limit is not None:
             return channel.guild.upload_limit
         return self.config.upload_limit
 
-    def find_command(self: FakeDiscord, name: str, channel: FakeChannel | None = None) -> RegisteredCommand | None:
-        """The registered chat-input command `name` visible in `channel` (guild commands win)."""
+    def find_command(self, name: str, channel: FakeChannel | None = None,
+                     ctype: int = 1) -> RegisteredCommand | None:
+        """The registered command `name` of type `ctype` (1 chat input, 2 user, 3 message) visible in `channel`
+        (guild commands win)."""
         guild_id = channel.guild.id if channel is not None and channel.guild is not None else None
-        candidates = [c for c in self.commands if c.name == name and c.type == 1 and c.guild_id in (guild_id, None)]
+        candidates = [c for c in self.commands
+                      if c.name == name and c.type == ctype and c.guild_id in (guild_id, None)]
         candidates.sort(key=lambda c: c.guild_id is None)
         return candidates[0] if candidates else None
 
-    async def invoke_slash(self: FakeDiscord, name: str, options: dict[str, Any] | None = None,
+    async def invoke_slash(self, name: str, options: dict[str, Any] | None = None,
                            user: FakeUser | None = None, channel: FakeChannel | None = None, *,
-                           subcommand: str | None = None, group: str | None = None) -> InteractionRecord:
-        """A user runs `/name [group] [subcommand] options...`; dispatched as INTERACTION_CREATE (type 2)."""
+                           subcommand: str | None = None, group: str | None = None,
+                           age: float = 0.0) -> InteractionRecord:
+        """A user runs `/name [group] [subcommand] options...`; dispatched as INTERACTION_CREATE (type 2).
+
+        ``age``: seconds the interaction is already old (its id, hence discord.py's ``interaction.created_at``, is
+        backdated, and the fake's token clock counts it; the 3 s acknowledgement clock starts now). Tests a bot's
+        own 15-minute token clock without waiting 15 minutes.
+        """
         user = user or self.member
         channel = channel or self.channel
         options = options or {}
@@ -171,13 +218,71 @@ class DriverMixin:
             data["resolved"] = resolved
         if cmd is not None and cmd.guild_id is not None:
             data["guild_id"] = str(cmd.guild_id)
-        rec = self._interaction_base("slash", 2, user, channel, data)
+        rec = self._interaction_base("slash", 2, user, channel, data, age=age)
+        rec.name = name
+        await self.gateway.dispatch("INTERACTION_CREATE", rec.payload, guild_id=_guild_id(rec.channel))
+        self._notify()
+        return rec
+
+    async def invoke_autocomplete(self, name: str, options: dict[str, Any], focused: str,
+                                  user: FakeUser | None = None, channel: FakeChannel | None = None, *,
+                                  subcommand: str | None = None) -> InteractionRecord:
+        """A user types into option `focused` of `/name [subcommand]`; INTERACTION_CREATE type 4 (autocomplete).
+        `options` holds what is typed so far (strings as typed). The bot's choices: `record.choices()`."""
+        user = user or self.member
+        channel = channel or self.channel
+        self._mark_action()
+        cmd = self.find_command(name, channel)
+        if cmd is None:
+            raise AssertionError(f"/{name} is not registered with the fake Discord")
+        path = [subcommand] if subcommand else []
+        declared = cmd.option_types(path)
+        if focused not in options or focused not in declared:
+            raise AssertionError(f"/{name} {subcommand or ''}: cannot focus {focused!r} (options {sorted(declared)})")
+        opts: list[dict[str, Any]] = []
+        for n, v in options.items():
+            if n not in declared:
+                raise AssertionError(f"/{name} has no option {n!r}")
+            opt: dict[str, Any] = {"name": n, "type": declared[n], "value": v}
+            if n == focused:
+                opt["focused"] = True
+            opts.append(opt)
+        if subcommand:
+            opts = [{"name": subcommand, "type": SUB_COMMAND, "options": opts}]
+        data: dict[str, Any] = {"id": str(cmd.id), "name": name, "type": 1, "options": opts}
+        if cmd.guild_id is not None:
+            data["guild_id"] = str(cmd.guild_id)
+        rec = self._interaction_base("autocomplete", 4, user, channel, data)
         rec.name = name
         await self.gateway.dispatch("INTERACTION_CREATE", rec.payload)
         self._notify()
         return rec
 
-    def _check_options(self: FakeDiscord, cmd: RegisteredCommand, path: list[str], options: dict[str, Any]) -> None:
+    async def invoke_message_command(self, name: str, target: FakeMessage,
+                                     user: FakeUser | None = None) -> InteractionRecord:
+        """A user right-clicks `target` → Apps → `name` (a message context-menu command); INTERACTION_CREATE
+        type 2 with data type 3, `target_id` and the message in `resolved.messages`."""
+        user = user or self.member
+        channel = target.channel
+        self._mark_action()
+        cmd = self.find_command(name, channel, ctype=3)
+        if cmd is None and self.config.strict_commands:
+            raise AssertionError(f"message command {name!r} is not registered with the fake Discord")
+        if target.deleted:
+            raise AssertionError(f"cannot use {name!r} on deleted message {target.id}")
+        data: dict[str, Any] = {
+            "id": str(cmd.id if cmd else snowflake()), "name": name, "type": 3, "target_id": str(target.id),
+            "resolved": {"messages": {str(target.id): target.payload()}},
+        }
+        if cmd is not None and cmd.guild_id is not None:
+            data["guild_id"] = str(cmd.guild_id)
+        rec = self._interaction_base("context_menu", 2, user, channel, data)
+        rec.name, rec.message = name, target
+        await self.gateway.dispatch("INTERACTION_CREATE", rec.payload)
+        self._notify()
+        return rec
+
+    def _check_options(self, cmd: RegisteredCommand, path: list[str], options: dict[str, Any]) -> None:
         opts = cmd.payload.get("options") or []
         for part in path:
             sub = next((o for o in opts if o.get("name") == part), None)
@@ -193,7 +298,7 @@ class DriverMixin:
         if missing:
             raise AssertionError(f"/{cmd.name}: required option(s) {missing} missing (Discord would not send it)")
 
-    def _option(self: FakeDiscord, name: str, value: Any, otype: int, channel: FakeChannel,
+    def _option(self, name: str, value: Any, otype: int, channel: FakeChannel,
                 resolved: dict[str, dict[str, Any]]) -> dict[str, Any]:
         if otype == ATTACHMENT:
             if isinstance(value, FakeAttachment):
@@ -219,8 +324,8 @@ class DriverMixin:
             return {"name": name, "type": otype, "value": str(value.id)}
         return {"name": name, "type": otype, "value": value}
 
-    async def click_button(self: FakeDiscord, message: FakeMessage, custom_id: str, user: FakeUser | None = None,
-                           *, values: list[str] | None = None) -> InteractionRecord:
+    async def click_button(self, message: FakeMessage, custom_id: str, user: FakeUser | None = None,
+                           *, values: list[str] | None = None, age: float = 0.0) -> InteractionRecord:
         """A user clicks a button (or picks `values` in a select) on a bot message; INTERACTION_CREATE type 3."""
         user = user or self.member
         self._mark_action()
@@ -235,14 +340,14 @@ class DriverMixin:
         data: dict[str, Any] = {"custom_id": custom_id, "component_type": int(comp.get("type", 2))}
         if values is not None:
             data["values"] = values
-        rec = self._interaction_base("button", 3, user, message.channel, data)
+        rec = self._interaction_base("button", 3, user, message.channel, data, age=age)
         rec.custom_id, rec.message = custom_id, message
         rec.payload["message"] = message.payload()
-        await self.gateway.dispatch("INTERACTION_CREATE", rec.payload)
+        await self.gateway.dispatch("INTERACTION_CREATE", rec.payload, guild_id=_guild_id(rec.channel))
         self._notify()
         return rec
 
-    async def submit_modal(self: FakeDiscord, opened_by: InteractionRecord, values: dict[str, str],
+    async def submit_modal(self, opened_by: InteractionRecord, values: dict[str, str],
                            user: FakeUser | None = None) -> InteractionRecord:
         """Submit the modal the bot opened in answer to `opened_by`; INTERACTION_CREATE type 5."""
         if opened_by.modal is None:
@@ -256,7 +361,7 @@ class DriverMixin:
                 return {"type": 1, "components": [fill(c) for c in comp.get("components", [])]}
             if comp.get("type") == 18:
                 return {"type": 18, "component": fill(comp["component"])}
-            cid = comp.get("custom_id")
+            cid = str(comp.get("custom_id"))
             seen.append(cid)
             return {"type": comp.get("type", 4), "custom_id": cid, "value": values.get(cid, comp.get("value") or "")}
 
@@ -270,15 +375,15 @@ class DriverMixin:
         if opened_by.message is not None:
             rec.message = opened_by.message
             rec.payload["message"] = opened_by.message.payload()
-        await self.gateway.dispatch("INTERACTION_CREATE", rec.payload)
+        await self.gateway.dispatch("INTERACTION_CREATE", rec.payload, guild_id=_guild_id(rec.channel))
         self._notify()
         return rec
 
     # ------------------------------------------------------------------ waiting
-    def _mark_action(self: FakeDiscord) -> None:
+    def _mark_action(self) -> None:
         self._action_mark = snowflake()
 
-    async def wait_for_message(self: FakeDiscord, channel: FakeChannel | None = None,
+    async def wait_for_message(self, channel: FakeChannel | None = None,
                                predicate: Callable[[FakeMessage], bool] | None = None, timeout: float = 5.0,
                                since: FakeMessage | int | None = None) -> FakeMessage:
         """First bot message in `channel` created after `since` (default: the last driver action) matching
@@ -299,11 +404,11 @@ class DriverMixin:
 
         return await self.wait_for(find, timeout, what)
 
-    async def wait_for_ack(self: FakeDiscord, record: InteractionRecord, timeout: float = 5.0) -> InteractionRecord:
+    async def wait_for_ack(self, record: InteractionRecord, timeout: float = 5.0) -> InteractionRecord:
         return await self.wait_for(lambda: record if record.acked else None, timeout,
                                    f"the bot to acknowledge {record!r}")
 
-    async def wait_for_request(self: FakeDiscord, method: str, path_regex: str, timeout: float = 5.0,
+    async def wait_for_request(self, method: str, path_regex: str, timeout: float = 5.0,
                                start: int = 0) -> RecordedRequest:
         """First recorded request (from index `start`) with this method whose path matches `path_regex`."""
         pat = re.compile(path_regex)

@@ -61,12 +61,15 @@ class Session:
     #: everything dispatched, for RESUME replay
     sent: list[dict[str, Any]] = field(default_factory=list)
     identify: dict[str, Any] = field(default_factory=dict)
-    shard: tuple[int, int] = (0, 1)  # (shard id, shard count) from IDENTIFY
+    #: [shard_id, num_shards] from IDENTIFY
+    shard: tuple[int, int] = (0, 1)
 
-    def serves(self, guild_id: int | None) -> bool:
-        """Discord's rule: a guild's events go to shard (guild_id >> 22) % count; DMs go to shard 0."""
+    def owns(self, guild_id: int | None) -> bool:
+        """Discord's routing: a guild belongs to shard (guild_id >> 22) % num_shards; DMs go to shard 0."""
         shard_id, count = self.shard
-        return (guild_id >> 22) % count == shard_id if guild_id is not None else shard_id == 0
+        if guild_id is None:
+            return shard_id == 0
+        return (guild_id >> 22) % count == shard_id
 
 
 class Gateway:
@@ -79,12 +82,14 @@ class Gateway:
         self._sockets: set[web.WebSocketResponse] = set()
 
     # ------------------------------------------------------------------ dispatch
-    async def dispatch(self, event: str, data: dict[str, Any], *, intent: int | None = None) -> None:
-        guild_id = int(data["guild_id"]) if data.get("guild_id") else None
+    async def dispatch(self, event: str, data: dict[str, Any], *, intent: int | None = None,
+                       guild_id: int | None = None) -> None:
+        """Send ``event`` to every session that asked for ``intent`` and whose shard owns ``guild_id``
+        (None: a DM or guild-less event, shard 0)."""
         for session in list(self.sessions.values()):
             if intent is not None and not session.intents & intent:
                 continue
-            if not session.serves(guild_id):
+            if not session.owns(guild_id):
                 continue
             await self._send_event(session, event, data)
 
@@ -93,7 +98,7 @@ class Gateway:
         intent = DIRECT_MESSAGES if msg.channel.is_dm else GUILD_MESSAGES
         guild_id = msg.channel.guild.id if msg.channel.guild is not None else None
         for session in list(self.sessions.values()):
-            if not session.intents & intent or not session.serves(guild_id):
+            if not session.intents & intent or not session.owns(guild_id):
                 continue
             payload = data
             if (event != "MESSAGE_DELETE" and not msg.channel.is_dm and not session.intents & MESSAGE_CONTENT
@@ -163,10 +168,6 @@ class Gateway:
             if int((d or {}).get("intents", 0)) & MESSAGE_CONTENT and not self.fake.config.app_flags & (3 << 18):
                 await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
                 return None
-            shard = (d or {}).get("shard") or [0, 1]
-            if not (isinstance(shard, list) and len(shard) == 2 and 0 <= int(shard[0]) < int(shard[1])):
-                await conn.ws.close(code=4010, message=b"Invalid shard.")
-                return None
             return await self._identify(conn, d or {})
         elif op == RESUME:
             return await self._resume(conn, d or {})
@@ -178,28 +179,38 @@ class Gateway:
             log.error("fakediscord: unexpected gateway op %r", op)
         return None
 
-    async def _identify(self, conn: Connection, d: dict[str, Any]) -> Session:
+    async def _identify(self, conn: Connection, d: dict[str, Any]) -> Session | None:
         fake = self.fake
         self.identify_count += 1
-        shard_id, shard_count = (int(x) for x in (d.get("shard") or [0, 1]))
+        shard = d.get("shard") or [0, 1]
+        try:
+            shard_id, count = int(shard[0]), int(shard[1])
+        except (TypeError, ValueError, IndexError):
+            shard_id, count = -1, 0
+        if not 0 <= shard_id < count:
+            log.error("fakediscord: IDENTIFY with invalid shard %r", shard)
+            await conn.ws.close(code=4010, message=b"Invalid shard.")
+            return None
         session = Session(secrets.token_hex(16), int(d.get("intents", 0)), conn=conn, identify=d,
-                          shard=(shard_id, shard_count))
+                          shard=(shard_id, count))
         self.sessions[session.id] = session
-        served = [g for g in fake.guilds.values() if g.member(fake.bot_user) is not None and session.serves(g.id)]
         ready = {
             "v": 10,
             "user": {**fake.bot_user.payload(), "verified": True, "mfa_enabled": False},
-            "guilds": [{"id": str(g.id), "unavailable": True} for g in served],
+            "guilds": [{"id": str(g.id), "unavailable": True} for g in fake.guilds.values()
+                       if g.member(fake.bot_user) is not None and session.owns(g.id)],
             "session_id": session.id,
             "resume_gateway_url": fake.gateway_url,
-            "shard": [shard_id, shard_count],
+            "shard": [shard_id, count],
             "application": {"id": str(fake.application_id), "flags": fake.config.app_flags},
             "private_channels": [],
             "relationships": [],
             "presences": [],
         }
         await self._send_event(session, "READY", ready)
-        for guild in served:
+        for guild in fake.guilds.values():
+            if guild.member(fake.bot_user) is None or not session.owns(guild.id):
+                continue
             # Without GUILD_PRESENCES Discord only includes the bot itself; discord.py then chunks (op 8)
             if session.intents & GUILD_PRESENCES:
                 members = list(guild.members.values())

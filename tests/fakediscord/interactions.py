@@ -15,19 +15,21 @@ if TYPE_CHECKING:
 # interaction callback types
 PONG, MESSAGE, DEFERRED_MESSAGE, DEFERRED_UPDATE, UPDATE_MESSAGE, AUTOCOMPLETE, MODAL = 1, 4, 5, 6, 7, 8, 9
 COMPONENT_ONLY = {DEFERRED_UPDATE, UPDATE_MESSAGE}
-KIND_TYPE = {"slash": 2, "button": 3, "modal": 5}
+KIND_TYPE = {"slash": 2, "context_menu": 2, "button": 3, "autocomplete": 4, "modal": 5}
+COMMAND_KINDS = {"slash", "context_menu"}
 
 
 def _interaction_message(fake: FakeDiscord, rec: InteractionRecord, payload: dict[str, Any],
-                         files: list[Any], *, loading: bool = False) -> FakeMessage:
+                         files: list[Any], *, loading: bool = False, body_size: int = 0) -> FakeMessage:
     meta = {"id": str(rec.id), "type": KIND_TYPE[rec.kind], "user": rec.user.payload(),
             "authorizing_integration_owners": {"0": str(rec.channel.guild.id)} if rec.channel.guild else {}}
     if rec.name:
         meta["name"] = rec.name
+    # interaction responses are webhook messages: the bot's channel permissions (Embed Links...) do not apply
     msg = new_bot_message(fake, rec.channel, payload if not loading else {**payload, "content": "\u200b"}, files,
-                          interaction_id=rec.id, interaction_meta=meta, webhook_id=fake.application_id,
+                          body_size=body_size, interaction_id=rec.id, interaction_meta=meta, webhook_id=fake.application_id,
                           application_id=fake.application_id)
-    msg.type = 20 if rec.kind == "slash" else 0
+    msg.type = {"slash": 20, "context_menu": 23}.get(rec.kind, 0)
     if loading:
         msg.content = ""
         msg.flags |= FakeMessage.LOADING
@@ -50,7 +52,11 @@ async def callback(c: Call) -> Any:
     body = c.json or {}
     rtype = int(body.get("type", 0))
     data = body.get("data") or {}
-    if rtype in COMPONENT_ONLY and rec.kind == "slash":
+    if (rtype == AUTOCOMPLETE) != (rec.kind == "autocomplete"):
+        # Discord: an autocomplete interaction takes only choices (type 8), and only it may answer with them
+        rec.callback_errors.append(50035)
+        raise DiscordError(400, 50035, "Invalid Form Body", {"type": {"_errors": [{"code": "INVALID"}]}})
+    if rtype in COMPONENT_ONLY and rec.kind in COMMAND_KINDS:
         rec.callback_errors.append(50035)
         raise DiscordError(400, 50035, "Invalid Form Body",
                            {"type": {"_errors": [{"code": "INTERACTION_RESPONSE_TYPE_INVALID",
@@ -62,7 +68,7 @@ async def callback(c: Call) -> Any:
 
     message: FakeMessage | None = None
     if rtype == MESSAGE:
-        message = _interaction_message(fake, rec, data, c.files)
+        message = _interaction_message(fake, rec, data, c.files, body_size=_size(c))
         rec.original = message
         await publish(fake, "MESSAGE_CREATE", message)
     elif rtype == DEFERRED_MESSAGE:
@@ -73,7 +79,7 @@ async def callback(c: Call) -> Any:
         # for component interactions, @original is the message the component sits on
         rec.original = rec.message
         if rtype == UPDATE_MESSAGE and rec.message is not None:
-            apply_edit(fake, rec.message, data, c.files)
+            apply_edit(fake, rec.message, data, c.files, body_size=_size(c))
             message = rec.message
             await publish(fake, "MESSAGE_UPDATE", message)
     elif rtype == MODAL:
@@ -94,12 +100,16 @@ async def callback(c: Call) -> Any:
     return result
 
 
+def _size(c: Call) -> int:
+    return c.record.body_size if c.record is not None else 0
+
+
 def _webhook_interaction(c: Call) -> InteractionRecord:
     fake = c.fake
     rec = fake.interaction_by_token(c.params["token"])
     if c.int_param("app_id") != fake.application_id or rec is None:
         raise DiscordError(404, 10015, "Unknown Webhook")
-    if time.monotonic() - rec.created_at > fake.config.token_ttl:
+    if rec.token_age > fake.config.token_ttl:
         raise DiscordError(401, 50027, "Invalid Webhook Token")
     if rec.ack_type is None:
         # Discord only creates the interaction webhook once the interaction is acknowledged
@@ -127,11 +137,11 @@ async def followup(c: Call) -> Any:
         # Discord fills the "thinking..." placeholder with the first follow-up
         msg = rec.original
         keep = msg.flags & FakeMessage.EPHEMERAL
-        apply_edit(fake, msg, payload, c.files)
+        apply_edit(fake, msg, payload, c.files, body_size=_size(c))
         msg.flags = (msg.flags & ~FakeMessage.EPHEMERAL) | keep
         await publish(fake, "MESSAGE_UPDATE", msg)
     else:
-        msg = _interaction_message(fake, rec, payload, c.files)
+        msg = _interaction_message(fake, rec, payload, c.files, body_size=_size(c))
         await publish(fake, "MESSAGE_CREATE", msg)
     rec.followups.append(msg)
     fake._notify()
@@ -152,7 +162,7 @@ async def get_webhook_message(c: Call) -> Any:
 async def edit_webhook_message(c: Call) -> Any:
     rec = _webhook_interaction(c)
     msg = _target(c, rec)
-    apply_edit(c.fake, msg, c.json or {}, c.files)
+    apply_edit(c.fake, msg, c.json or {}, c.files, body_size=_size(c))
     await publish(c.fake, "MESSAGE_UPDATE", msg)
     return msg.payload()
 

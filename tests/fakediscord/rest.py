@@ -14,7 +14,7 @@ from aiohttp import web
 
 from . import interactions, messages  # noqa: F401  (their handlers register themselves)
 from .routing import ROUTES, Call, DiscordError, discord_json, route, unknown_channel
-from .state import RecordedRequest, RegisteredCommand, UploadedFile, snowflake
+from .state import Perm, RecordedRequest, RegisteredCommand, UploadedFile, snowflake
 
 if TYPE_CHECKING:
     from .server import FakeDiscord
@@ -59,10 +59,11 @@ def _429(rule: Any, route_key: str) -> web.Response:
     return discord_json(body, status=429, headers=headers)
 
 
-async def _parse_body(request: web.Request) -> tuple[Any, list[UploadedFile]]:
+async def _parse_body(request: web.Request, rec: RecordedRequest) -> tuple[Any, list[UploadedFile]]:
     ctype = request.content_type
     if ctype == "application/json":
         raw = await request.read()
+        rec.body_size = len(raw)
         return (json.loads(raw) if raw else None), []
     if ctype.startswith("multipart/"):
         payload: Any = None
@@ -70,6 +71,7 @@ async def _parse_body(request: web.Request) -> tuple[Any, list[UploadedFile]]:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
             data = await part.read()  # type: ignore[union-attr]
+            rec.body_size += len(data)
             name = part.name or ""  # type: ignore[union-attr]
             if name == "payload_json":
                 payload = json.loads(data)
@@ -81,7 +83,7 @@ async def _parse_body(request: web.Request) -> tuple[Any, list[UploadedFile]]:
                 payload = payload or {}
                 payload[name] = data.decode("utf-8", "replace")
         return payload, files
-    await request.read()
+    rec.body_size = len(await request.read())
     return None, []
 
 
@@ -90,7 +92,7 @@ async def handle(fake: FakeDiscord, request: web.Request) -> web.StreamResponse:
     rec = RecordedRequest(fake.now(), request.method, path, None, dict(request.query))
     fake.requests.append(rec)
     try:
-        json_body, files = await _parse_body(request)
+        json_body, files = await _parse_body(request, rec)
     except Exception as exc:  # a malformed body is a client bug worth seeing
         log.error("fakediscord: cannot parse body of %s %s: %r", request.method, path, exc)
         json_body, files = None, []
@@ -166,7 +168,7 @@ async def get_gateway(c: Call) -> Any:
 
 @route("GET", "/gateway/bot")
 async def get_gateway_bot(c: Call) -> Any:
-    return {"url": c.fake.gateway_url, "shards": c.fake.config.shards,
+    return {"url": c.fake.gateway_url, "shards": c.fake.config.shard_count,
             "session_start_limit": {"total": 1000, "remaining": 999, "reset_after": 0, "max_concurrency": 1}}
 
 
@@ -333,6 +335,8 @@ async def get_channel(c: Call) -> Any:
     ch = c.fake.channels.get(c.int_param("channel_id"))
     if ch is None:
         raise unknown_channel()
+    if not ch.is_dm and not c.fake.bot_permissions(ch) & Perm.VIEW_CHANNEL:
+        raise DiscordError(403, 50001, "Missing Access")
     return ch.payload()
 
 
@@ -347,8 +351,15 @@ async def create_dm(c: Call) -> Any:
 
 @route("POST", "/channels/{channel_id}/typing")
 async def typing(c: Call) -> Any:
-    if c.int_param("channel_id") not in c.fake.channels:
+    ch = c.fake.channels.get(c.int_param("channel_id"))
+    if ch is None:
         raise unknown_channel()
+    if not ch.is_dm:
+        perms = c.fake.bot_permissions(ch)
+        if not perms & Perm.VIEW_CHANNEL:
+            raise DiscordError(403, 50001, "Missing Access")
+        if not perms & Perm.SEND_MESSAGES:
+            raise DiscordError(403, 50013, "Missing Permissions")
     return None
 
 

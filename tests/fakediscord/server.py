@@ -16,6 +16,7 @@ from aiohttp import web
 
 from . import cdn, gateway, rest
 from .driver import DriverMixin
+from .rules import clean_filename
 from .state import (
     CdnFault,
     FakeAttachment,
@@ -28,6 +29,7 @@ from .state import (
     FakeUser,
     FileSpec,
     InteractionRecord,
+    Overwrite,
     Perm,
     RecordedRequest,
     RegisteredCommand,
@@ -123,8 +125,9 @@ class FakeDiscord(DriverMixin):
         site = web.TCPSite(self._runner, self.host, 0)
         await site.start()
         server = site._server
-        assert server is not None and server.sockets
-        self.port = server.sockets[0].getsockname()[1]
+        sockets = getattr(server, "sockets", None)
+        assert sockets
+        self.port = sockets[0].getsockname()[1]
         log.info("fake discord listening on %s", self.base_url)
 
     async def stop(self) -> None:
@@ -178,6 +181,29 @@ class FakeDiscord(DriverMixin):
         self.channels[channel.id] = channel
         return channel
 
+    def set_permissions(self, channel: FakeChannel, target: FakeRole | FakeUser, *, allow: int = 0,
+                        deny: int = 0) -> None:
+        """Set ``channel``'s permission overwrite for a role (``fake.guild.everyone_role`` for @everyone) or a
+        member, as a server admin would; allow=deny=0 removes it. Affects every permission check of the fake (the
+        bot's sends, uploads, replies, embeds; interaction ``member.permissions``/``app_permissions``). Set before
+        the client connects, or call ``await fake.push_channel_update(channel)`` so its cache learns it."""
+        kind = Overwrite.ROLE if isinstance(target, FakeRole) else Overwrite.MEMBER
+        if allow == deny == 0:
+            channel.overwrites.pop(target.id, None)
+        else:
+            channel.overwrites[target.id] = Overwrite(target.id, kind, allow, deny)
+
+    async def push_channel_update(self, channel: FakeChannel) -> None:
+        """Dispatch CHANNEL_UPDATE (e.g. after ``set_permissions`` on a connected client)."""
+        await self.gateway.dispatch("CHANNEL_UPDATE", channel.payload(), intent=gateway.GUILDS,
+                                    guild_id=channel.guild.id if channel.guild else None)
+        self._notify()
+
+    def set_dms_open(self, user: FakeUser, accepts: bool = True) -> None:
+        """Open or close ``user``'s DMs to the bot: closed, every bot message to their DM channel gets 403 code
+        50007 "Cannot send messages to this user" (creating the DM channel still works, as on Discord)."""
+        user.accepts_dms = accepts
+
     def add_dm_channel(self, user: FakeUser) -> FakeChannel:
         for ch in self.channels.values():
             if ch.is_dm and ch.recipient is user:
@@ -193,12 +219,13 @@ class FakeDiscord(DriverMixin):
         if isinstance(spec, tuple):
             spec = FileSpec(*spec)
         att_id = snowflake()
-        ctype = spec.content_type or mimetypes.guess_type(spec.filename)[0]
-        url = f"{self.cdn_base}/attachments/{channel.id}/{att_id}/{spec.filename}"
+        filename = clean_filename(spec.filename)  # Discord stores (and serves) the cleaned name
+        ctype = spec.content_type or mimetypes.guess_type(filename)[0]
+        url = f"{self.cdn_base}/attachments/{channel.id}/{att_id}/{filename}"
         size = image_size(spec.data)
-        att = FakeAttachment(att_id, channel.id, spec.filename, spec.data, ctype, url, url + "?proxy=1",
+        att = FakeAttachment(att_id, channel.id, filename, spec.data, ctype, url, url + "?proxy=1",
                              width=size[0] if size else None, height=size[1] if size else None,
-                             ephemeral=ephemeral)
+                             ephemeral=ephemeral, title=spec.filename if filename != spec.filename else None)
         self.attachments[att_id] = att
         return att
 
@@ -245,10 +272,11 @@ class FakeDiscord(DriverMixin):
         return next((r for r in self.interactions if r.token == token), None)
 
     def bot_permissions(self, channel: FakeChannel) -> int:
+        """The bot's permissions in ``channel`` (channel overwrites included)."""
         if channel.guild is None:
             return Perm.DEFAULT
         member = channel.guild.member(self.bot_user)
-        return member.permissions() if member else 0
+        return member.permissions_in(channel) if member else 0
 
     def _notify(self) -> None:
         """Wake every waiter: something changed (request, message, ack...)."""

@@ -17,9 +17,10 @@ DISCORD_EPOCH_MS = 1_420_070_400_000
 _counter = itertools.count(1)
 
 
-def snowflake() -> int:
-    """A fresh, strictly increasing Discord-style snowflake (timestamp in the top bits)."""
-    ms = int(time.time() * 1000) - DISCORD_EPOCH_MS
+def snowflake(*, age: float = 0.0) -> int:
+    """A fresh Discord-style snowflake (timestamp in the top bits), strictly increasing unless ``age`` (seconds)
+    backdates its timestamp."""
+    ms = int((time.time() - age) * 1000) - DISCORD_EPOCH_MS
     return (ms << 22) | (next(_counter) & 0x3FFFFF)
 
 
@@ -39,6 +40,7 @@ class Perm:
     ADD_REACTIONS = 1 << 6
     VIEW_CHANNEL = 1 << 10
     SEND_MESSAGES = 1 << 11
+    SEND_TTS_MESSAGES = 1 << 12
     MANAGE_MESSAGES = 1 << 13
     EMBED_LINKS = 1 << 14
     ATTACH_FILES = 1 << 15
@@ -61,6 +63,8 @@ class FakeUser:
     id: int
     name: str
     bot: bool = False
+    #: False: the user closed their DMs (or blocked the bot); the bot's DMs get 403 code 50007
+    accepts_dms: bool = True
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -85,6 +89,12 @@ class FakeRole:
     name: str
     permissions: int
     position: int = 0
+    #: anyone may ping a mentionable role; others need MENTION_EVERYONE
+    mentionable: bool = False
+
+    @property
+    def mention(self) -> str:
+        return f"<@&{self.id}>"
 
     def payload(self) -> dict[str, Any]:
         return {
@@ -95,7 +105,7 @@ class FakeRole:
             "color": 0,
             "hoist": False,
             "managed": False,
-            "mentionable": False,
+            "mentionable": self.mentionable,
             "icon": None,
             "unicode_emoji": None,
             "flags": 0,
@@ -110,7 +120,7 @@ class FakeMember:
     joined_at: str = field(default_factory=iso_now)
 
     def permissions(self) -> int:
-        """Guild-level permissions the way Discord computes them (no channel overwrites here)."""
+        """Guild-level permissions the way Discord computes them (owner, then @everyone | roles, ADMINISTRATOR)."""
         if self.guild.owner.id == self.user.id:
             return Perm.ALL
         perms = self.guild.everyone_role.permissions
@@ -118,7 +128,34 @@ class FakeMember:
             perms |= role.permissions
         return Perm.ALL if perms & Perm.ADMINISTRATOR else perms
 
-    def payload(self, *, with_user: bool = True, with_permissions: bool = False) -> dict[str, Any]:
+    def permissions_in(self, channel: FakeChannel) -> int:
+        """Permissions in ``channel``: Discord's algorithm (guild permissions, then the @everyone overwrite, the
+        member's role overwrites together, the member's own overwrite; deny before allow at each step), with its
+        implicit rules (no View Channel: nothing; no Send Messages: no mentions/embeds/files/TTS)."""
+        perms = self.permissions()
+        if perms & Perm.ADMINISTRATOR or channel.guild is not self.guild:
+            return perms if channel.guild is self.guild else 0
+        everyone = channel.overwrites.get(self.guild.id)
+        if everyone is not None:
+            perms = (perms & ~everyone.deny) | everyone.allow
+        allow = deny = 0
+        for role in self.roles:
+            ow = channel.overwrites.get(role.id)
+            if ow is not None and ow.type == Overwrite.ROLE:
+                allow, deny = allow | ow.allow, deny | ow.deny
+        perms = (perms & ~deny) | allow
+        own = channel.overwrites.get(self.user.id)
+        if own is not None and own.type == Overwrite.MEMBER:
+            perms = (perms & ~own.deny) | own.allow
+        if not perms & Perm.VIEW_CHANNEL:
+            return 0
+        if not perms & Perm.SEND_MESSAGES:
+            perms &= ~(Perm.SEND_TTS_MESSAGES | Perm.MENTION_EVERYONE | Perm.EMBED_LINKS | Perm.ATTACH_FILES)
+        return perms
+
+    def payload(self, *, with_user: bool = True, with_permissions: bool = False,
+                channel: FakeChannel | None = None) -> dict[str, Any]:
+        """``with_permissions``: add ``permissions`` (in ``channel`` if given, overwrites included, as in interactions)."""
         data: dict[str, Any] = {
             "roles": [str(r.id) for r in self.roles],
             "joined_at": self.joined_at,
@@ -134,8 +171,24 @@ class FakeMember:
         if with_user:
             data["user"] = self.user.payload()
         if with_permissions:
-            data["permissions"] = str(self.permissions())
+            data["permissions"] = str(self.permissions_in(channel) if channel is not None else self.permissions())
         return data
+
+
+@dataclass
+class Overwrite:
+    """A channel permission overwrite for a role (type 0) or a member (type 1)."""
+
+    ROLE = 0
+    MEMBER = 1
+
+    id: int
+    type: int
+    allow: int = 0
+    deny: int = 0
+
+    def payload(self) -> dict[str, Any]:
+        return {"id": str(self.id), "type": self.type, "allow": str(self.allow), "deny": str(self.deny)}
 
 
 @dataclass(eq=False)
@@ -145,6 +198,8 @@ class FakeChannel:
     guild: FakeGuild | None = None
     recipient: FakeUser | None = None  # DM channels only
     position: int = 0
+    #: role or user id -> overwrite (the @everyone role's id is the guild's id)
+    overwrites: dict[int, Overwrite] = field(default_factory=dict)
 
     @property
     def is_dm(self) -> bool:
@@ -165,7 +220,7 @@ class FakeChannel:
             "guild_id": str(self.guild.id),
             "name": self.name,
             "position": self.position,
-            "permission_overwrites": [],
+            "permission_overwrites": [ow.payload() for ow in self.overwrites.values()],
             "topic": None,
             "nsfw": False,
             "last_message_id": None,
@@ -259,6 +314,9 @@ class CdnFault:
     content_type: str | None = None
     size: int | None = None
     lie_length: int | None = None
+    #: up to this many seconds between the response headers and the first body byte, cut short when the client
+    #: hangs up (as one that refuses a Content-Length over its cap does: the request records ``body_sent == 0``)
+    body_delay: float = 0.0
 
 
 @dataclass(eq=False)
@@ -275,6 +333,8 @@ class FakeAttachment:
     ephemeral: bool = False
     description: str | None = None
     fault: CdnFault | None = None
+    #: the name as uploaded, when Discord's cleaning changed it (Discord's ``title``)
+    title: str | None = None
 
     @property
     def size(self) -> int:
@@ -297,6 +357,8 @@ class FakeAttachment:
             data["ephemeral"] = True
         if self.description is not None:
             data["description"] = self.description
+        if self.title is not None:
+            data["title"] = self.title
         return data
 
 
@@ -325,7 +387,10 @@ class FakeMessage:
     created_at: str = field(default_factory=iso_now)
     edited_at: str | None = None
     reference_id: int | None = None
+    #: who Discord records as mentioned (pinged): users, role ids, @everyone/@here (see rules.allowed_parse)
     mentions: list[FakeUser] = field(default_factory=list)
+    mention_roles: list[int] = field(default_factory=list)
+    mention_everyone: bool = False
     #: set on messages created through an interaction (response or follow-up)
     interaction_id: int | None = None
     interaction_meta: dict[str, Any] | None = None
@@ -391,9 +456,9 @@ class FakeMessage:
             "timestamp": self.created_at,
             "edited_timestamp": self.edited_at,
             "tts": False,
-            "mention_everyone": False,
+            "mention_everyone": self.mention_everyone,
             "mentions": [u.payload() for u in self.mentions],
-            "mention_roles": [],
+            "mention_roles": [str(r) for r in self.mention_roles],
             "attachments": [a.payload() for a in self.attachments],
             "embeds": self.embeds,
             "components": self.components,
@@ -446,6 +511,10 @@ class RecordedRequest:
     files: list[UploadedFile] = field(default_factory=list)
     status: int = 0
     error_code: int | None = None
+    #: bytes of the request body as received (the per-request upload limit applies to it)
+    body_size: int = 0
+    #: CDN downloads: body bytes the fake managed to hand to the client before it stopped reading
+    body_sent: int = 0
 
     def __repr__(self) -> str:
         files = f" files={[f.filename for f in self.files]}" if self.files else ""
@@ -457,11 +526,11 @@ class RecordedRequest:
 class InteractionRecord:
     id: int
     token: str
-    kind: str  # "slash" | "button" | "modal"
+    kind: str  # "slash" | "context_menu" | "autocomplete" | "button" | "modal"
     user: FakeUser
     channel: FakeChannel
     payload: dict[str, Any]
-    created_at: float  # time.monotonic()
+    created_at: float  # time.monotonic() when dispatched (the 3 s acknowledgement clock)
     name: str | None = None
     custom_id: str | None = None
     message: FakeMessage | None = None  # the message a component was clicked on
@@ -472,10 +541,23 @@ class InteractionRecord:
     original: FakeMessage | None = None
     followups: list[FakeMessage] = field(default_factory=list)
     modal: dict[str, Any] | None = None
+    #: seconds the interaction was already old when dispatched (its id is backdated; the token clock counts it)
+    age: float = 0.0
+
+    @property
+    def token_age(self) -> float:
+        """Seconds since Discord created the interaction: what its 15-minute token lifetime is measured from."""
+        return time.monotonic() - self.created_at + self.age
 
     @property
     def acked(self) -> bool:
         return self.ack_type is not None
+
+    def choices(self) -> list[dict[str, Any]]:
+        """The choices the bot answered an autocomplete interaction with (callback type 8)."""
+        if self.ack_type != 8:
+            raise AssertionError(f"{self!r} was not answered with autocomplete choices")
+        return list(((self.ack_json or {}).get("data") or {}).get("choices") or [])
 
     def __repr__(self) -> str:
         return (f"InteractionRecord({self.kind} {self.name or self.custom_id!r} id={self.id} ack_type={self.ack_type} "
@@ -501,15 +583,19 @@ class RegisteredCommand:
 
 @dataclass
 class FakeConfig:
-    upload_limit: int = 25 * 1024 * 1024
+    #: per file, in bytes (Discord's default for a server without boosts; ``guild.upload_limit`` overrides it)
+    upload_limit: int = 10 * 1024 * 1024
+    #: the whole multipart body of one request, in bytes (Discord's cap whatever the per-file limit)
+    request_limit: int = 25 * 1024 * 1024
     ack_deadline: float = 3.0
     token_ttl: float = 15 * 60.0
     strict_commands: bool = True
     heartbeat_interval_ms: int = 41_250
     #: None: accept any bot token; else REST calls with another token get 401
     token: str | None = None
-    #: shards GET /gateway/bot recommends (discord.py's AutoShardedClient with shard_count=None uses it)
-    shards: int = 1
+    #: what GET /gateway/bot recommends; clients that IDENTIFY with [shard_id, num_shards] get only the guilds
+    #: (and their events) of their shard, DMs going to shard 0 as on Discord
+    shard_count: int = 1
     #: the application's flags (GET /applications/@me); without GATEWAY_MESSAGE_CONTENT(_LIMITED), 1 << 18 or
     #: 1 << 19, an IDENTIFY asking for the message_content intent is closed with 4014 "Disallowed intent(s)"
     app_flags: int = 1 << 19
