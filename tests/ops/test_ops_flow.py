@@ -37,7 +37,8 @@ async def test_job_events_become_metrics(settings: Settings, db: Database) -> No
     assert sample(metrics.exposition().decode(), "nst_queue_depth") == 1
     await jobs.handle_request(MemoryReporter(User(3)), SOURCES[:1], StyleArgs())  # refused: one image
     backend.jobs[0].release.set()
-    await until(lambda: len(backend.jobs) == 2, "the second job runs")
+    # (cancelled once it runs: the in-memory job cancelled before its first step would never end)
+    await until(lambda: any(e.kind == "progress" and e.user_id == 2 for e in events), "the second job runs")
     jobs.cancel(backend.jobs[1].job_id, by=SimpleNamespace(id=2, display_name="two"), moderator=False)  # type: ignore[arg-type]
     await until(lambda: sum(e.final for e in events) == 3, "three requests ended")
 
