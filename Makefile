@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SHARED_WEIGHTS := ../shared/weights/vgg19_features_fp16.pth
 SHARED_IMAGES := ../shared/images
 
-.PHONY: install run doctor test lint typecheck demo bench gallery-sheet clean
+.PHONY: install run doctor test lint typecheck demo bench gallery gallery-sheet gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,7 @@ demo: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.engine_vs_tutorial --gallery out/bench/gallery.jpg
 	$(BIN)/python -m benchmarks.pool_overhead
+	$(BIN)/python -m benchmarks.ray_overhead
 
 # The picture of /style-gallery list in the README: the built-in paintings and a sample server gallery.
 gallery-sheet: $(STAMP)
@@ -55,6 +56,14 @@ gallery-sheet: $(STAMP)
 		--painting "Coffee Break=$(SHARED_IMAGES)/content/coffee.png" \
 		--painting "Launch Day=$(SHARED_IMAGES)/content/rocket.jpg" \
 		--painting "Moonwalk=$(SHARED_IMAGES)/content/astronaut.png"
+
+# Contact sheet (4 photos x 4 paintings, balanced) and strength sheet into docs/images/: look before and after.
+gallery: $(STAMP)
+	$(BIN)/python -m benchmarks.gallery
+
+# Everything a GPU must prove, in one call (at most ~6 minutes); one line and exit 0 without a GPU.
+gpu-check: $(STAMP)
+	$(BIN)/python -m benchmarks.gpu_check --output out/gpu-check.txt
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

@@ -32,10 +32,11 @@ GENERIC_ERROR = GENERIC
 
 
 def build_backend(settings: Settings) -> StyleBackend:
-    """The default backend: a local process pool configured from the settings."""
-    from nst_engine.pool import ProcessPoolBackend
+    """The default backend: a local process pool or a Ray cluster (NST_BACKEND), configured from the settings."""
+    from nst_engine.pool import backend_from_env
 
-    return ProcessPoolBackend(
+    return backend_from_env(
+        settings.nst_backend, ray_address=settings.ray_address, cpus_per_worker=settings.nst_cpus_per_worker,
         workers=settings.nst_workers,
         device=settings.nst_device,
         weights=settings.nst_weights,
@@ -47,7 +48,7 @@ def build_backend(settings: Settings) -> StyleBackend:
 class StyleBot(commands.Bot):
     """The style transfer bot.
 
-    ``backend``: the StyleBackend to run jobs on (default: a ProcessPoolBackend from the settings). An injected
+    ``backend``: the StyleBackend to run jobs on (default: built from the settings, NST_BACKEND=process|ray). An injected
     backend is started and closed by the bot only when ``manage_backend`` is True.
     ``engine_overrides``: StyleOptions fields forced on every job (tests and development, e.g.
     ``{"size": 48, "iterations": 4}``); the output size stays capped by the limits. They are handed to the job

@@ -57,9 +57,13 @@ class Settings(BaseSettings):
     # Engine and worker pool.
     nst_weights: str = "imagenet"
     nst_device: str = "auto"
-    nst_workers: int = Field(1, ge=1)
+    nst_workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
     nst_job_timeout: float = Field(600.0, gt=0)
     nst_max_queue: int = Field(16, ge=1)
+    # Where jobs run: "process" (worker processes here) or "ray" (a Ray cluster, see README "Scaling out").
+    nst_backend: Literal["process", "ray"] = "process"
+    ray_address: str | None = None  # Ray's own variable: the cluster to join; unset = a local Ray on this machine
+    nst_cpus_per_worker: float = Field(1.0, gt=0)  # Ray: CPUs each slot reserves (and a CPU slot's threads)
 
     log_level: str = "INFO"
 

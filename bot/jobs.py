@@ -105,7 +105,7 @@ class JobService:
         self.observers: list[JobObserver] = list(observers)
         self.downloader = Downloader(timeout=settings.download_timeout)
         self.queue = FairQueue(
-            slots=max(1, backend.capacity),
+            slots=lambda: backend.capacity,  # re-read: a Ray cluster grows and shrinks
             max_queue=settings.max_queue,
             user_max_running=settings.user_max_running,
             user_max_waiting=settings.user_max_waiting,

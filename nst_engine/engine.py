@@ -3,7 +3,8 @@
 Gatys et al. (arXiv 1508.06576): optimise the pixels of an image so that its VGG19 features match the content image
 at relu4_2 and its Gram matrices match the style image(s) at relu1_1..relu5_1, plus a total-variation term. This
 implementation works coarse to fine (each scale starts from the upsampled result of the previous one), runs the VGG
-passes in bfloat16 with channels-last layout where that is fast, and keeps Gram matrices and losses in float32.
+passes in bfloat16 (a bfloat16 copy of the weights) with channels-last layout where that is fast, sums every loss in
+float32, and keeps each style image's Gram targets per size in a bounded per-process cache (``style_cache``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import math
 import threading
 import time
 from collections.abc import Callable, Sequence
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -22,13 +22,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from nst_engine import color
-from nst_engine.device import bf16_supported, resolve_device
+from nst_engine.device import bf16_supported, resolve_device, retain_freed_memory
 from nst_engine.errors import Cancelled, ImageTooSmallError, OptionsError
 from nst_engine.losses import blend_grams, content_loss, gram_matrix, style_loss, tv_loss
 from nst_engine.options import MIN_SIDE, ResolvedOptions, check_options, plan_scales, resolve_options
 from nst_engine.options import Scale as _Scale
 from nst_engine.options import fit as _fit
 from nst_engine.presets import CONTENT_LAYER, STYLE_LAYERS, Preset
+from nst_engine.style_cache import STYLE_TARGETS, Grams, StyleTargetCache, image_digest
 from nst_engine.types import (
     HistoryPoint,
     LossSummary,
@@ -53,9 +54,12 @@ def load_vgg(weights: str | Path | None = None, device: str | torch.device | Non
 
     ``weights``: ``imagenet`` (default, or env NST_WEIGHTS; torchvision's download, cached), a path to a state_dict
     of ``vgg19().features`` (float16 or float32), or ``random`` (tests only). ``device``: auto | cpu | cuda | cuda:N
-    (default env NST_DEVICE, else auto).
+    (default env NST_DEVICE, else auto). On the CPU this also keeps freed memory in the process
+    (``retain_freed_memory``), so a VGG pass stops page-faulting its activations in afresh (README: Speed).
     """
     target = resolve_device(device)
+    if target.type == "cpu":
+        retain_freed_memory()
     model = load_features(weights)
     return model.to(target, memory_format=torch.channels_last)  # type: ignore[call-overload]  # stubs lack memory_format
 
@@ -91,12 +95,17 @@ def _resize(tensor: torch.Tensor, width: int, height: int) -> torch.Tensor:
     return out.clamp(0, 1)
 
 
-def _style_at(style: torch.Tensor, output_side: int, style_scale: float) -> torch.Tensor:
-    """The style image resized so its long side is ``style_scale`` times the output's, keeping its aspect ratio;
-    never so small that its short side drops under MIN_SIDE (VGG's deepest layer would see nothing)."""
-    height, width = style.shape[-2:]
+def _style_size(width: int, height: int, output_side: int, style_scale: float) -> tuple[int, int]:
+    """Working size of a (width, height) style image: its long side ``style_scale`` times the output's, aspect ratio
+    kept, never so small that its short side drops under MIN_SIDE (VGG's deepest layer would see nothing)."""
     long_side = max(round(output_side * style_scale), math.ceil(MIN_SIDE * max(width, height) / min(width, height)))
-    return _resize(style, *_fit(width, height, long_side))
+    return _fit(width, height, long_side)
+
+
+def _style_at(style: torch.Tensor, output_side: int, style_scale: float) -> torch.Tensor:
+    """The style image resized to its working size (``_style_size``)."""
+    height, width = style.shape[-2:]
+    return _resize(style, *_style_size(width, height, output_side, style_scale))
 
 
 def _cl(tensor: torch.Tensor) -> torch.Tensor:
@@ -110,7 +119,7 @@ class _Objective:
         self,
         model: VGGFeatures,
         content: torch.Tensor,
-        styles: list[torch.Tensor],
+        style_grams: list[Grams],
         settings: ResolvedOptions,
         use_bf16: bool,
     ) -> None:
@@ -125,22 +134,18 @@ class _Objective:
         self.layers = (*STYLE_LAYERS, CONTENT_LAYER)
         with torch.no_grad():
             self.content_target = self._features(content, (CONTENT_LAYER,))[CONTENT_LAYER].float()
-            per_style = [self._features(style, STYLE_LAYERS) for style in styles]
-            self.gram_targets = {
-                name: blend_grams([gram_matrix(f[name]) for f in per_style], list(settings.style_weights))
-                for name in STYLE_LAYERS
-            }
+        self.gram_targets = {
+            name: blend_grams([g[name] for g in style_grams], list(settings.style_weights)) for name in STYLE_LAYERS
+        }
 
     def _features(self, image: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
-        device_type = image.device.type
-        ctx = torch.autocast(device_type, dtype=torch.bfloat16) if self.use_bf16 else nullcontext()
-        with ctx:
-            return self.model(_cl(image), layers)
+        # A bfloat16 copy of the weights rather than autocast, which casts every weight again on every forward.
+        return self.model(_cl(image), layers, torch.bfloat16 if self.use_bf16 else None)
 
     def __call__(self, image: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Total loss (float32 scalar) and the detached weighted terms, including each style layer's raw loss."""
         feats = self._features(image, self.layers)
-        # Losses outside autocast: Gram matrices and sums stay float32.
+        # Gram matrices come back as float32, and every loss is summed in float32.
         c = content_loss(feats[CONTENT_LAYER], self.content_target)
         per_layer = {name: style_loss(gram_matrix(feats[name]), self.gram_targets[name]) for name in STYLE_LAYERS}
         s = sum(self.layer_weights[name] * loss for name, loss in per_layer.items())
@@ -150,6 +155,38 @@ class _Objective:
         terms = {"content": wc, "style": ws, "tv": wtv, "total": total}
         terms.update({f"style/{name}": loss for name, loss in per_layer.items()})
         return total, {k: v.detach() for k, v in terms.items()}  # type: ignore[union-attr]  # sum() of tensors
+
+
+def _style_grams(model: VGGFeatures, style: torch.Tensor, use_bf16: bool) -> Grams:
+    """The Gram matrices of one style image (already at its working size) at every style layer."""
+    with torch.no_grad():
+        feats = model(_cl(style), STYLE_LAYERS, torch.bfloat16 if use_bf16 else None)
+        return {name: gram_matrix(feats[name]) for name in STYLE_LAYERS}
+
+
+class _StyleTargets:
+    """Gram targets of a job's style images at any size, through ``cache`` when there is one."""
+
+    def __init__(
+        self, model: VGGFeatures, styles: list[Image.Image], use_bf16: bool, cache: StyleTargetCache | None
+    ) -> None:
+        self.model, self.use_bf16, self.cache = model, use_bf16, cache
+        self.digests = [image_digest(s) for s in styles] if cache is not None else []
+        self.weights = model.weights_key() if cache is not None else None
+
+    def grams(self, index: int, style: torch.Tensor, output_side: int, style_scale: float) -> Grams:
+        """Targets of style image ``index`` (``style``, at full size) for an output whose long side is
+        ``output_side``. A cache hit costs no resize and no VGG pass."""
+        height, width = style.shape[-2:]
+        size = _style_size(width, height, output_side, style_scale)
+
+        def compute() -> Grams:
+            return _style_grams(self.model, _resize(style, *size), self.use_bf16)
+
+        if self.cache is None:
+            return compute()
+        key = (self.digests[index], size, self.use_bf16, self.weights, STYLE_LAYERS)
+        return self.cache.get_or_compute(key, compute)
 
 
 def _terms(values: dict[str, float]) -> LossTerms:
@@ -247,22 +284,22 @@ class _Run:
         return points
 
 
-def _optimise_adam(
+def _optimize_adam(
     x0: torch.Tensor, objective: _Objective, run: _Run, index: int, preset: Preset
 ) -> torch.Tensor:
     """Adam on the pixels with iterate averaging; returns the averaged image (less noisy than the last iterate)."""
     x = x0.detach().clone().requires_grad_(True)
     lr = preset.lr if index == 0 or preset.refine_lr is None else preset.refine_lr
-    optimiser = torch.optim.Adam([x], lr=lr)
+    optimizer = torch.optim.Adam([x], lr=lr)
     average = x.detach().clone()
     decay = preset.average_decay
     for iteration in range(1, run.scales[index].iterations + 1):
         run.check_stop()
         tick = time.perf_counter()
-        optimiser.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         loss, terms = objective(x)
         loss.backward()
-        optimiser.step()
+        optimizer.step()
         with torch.no_grad():
             x.clamp_(0, 1)
             # Debiased EMA: early on the average is dominated by recent iterates rather than the start image.
@@ -272,17 +309,17 @@ def _optimise_adam(
     return average
 
 
-def _optimise_lbfgs(x0: torch.Tensor, objective: _Objective, run: _Run, index: int) -> torch.Tensor:
+def _optimize_lbfgs(x0: torch.Tensor, objective: _Objective, run: _Run, index: int) -> torch.Tensor:
     """L-BFGS with its tolerances disabled, so it always runs the full schedule; one evaluation per iteration."""
     # L-BFGS flattens gradients with .view(), which needs the default contiguous layout.
     x = x0.detach().contiguous().clone().requires_grad_(True)
-    optimiser = torch.optim.LBFGS(
+    optimizer = torch.optim.LBFGS(
         [x], lr=1.0, max_iter=1, max_eval=1, history_size=50, tolerance_grad=-1.0, tolerance_change=-1.0
     )
     latest: dict[str, torch.Tensor] = {}
 
     def closure() -> torch.Tensor:
-        optimiser.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         loss, terms = objective(x)
         loss.backward()
         latest.update(terms)
@@ -291,7 +328,7 @@ def _optimise_lbfgs(x0: torch.Tensor, objective: _Objective, run: _Run, index: i
     for iteration in range(1, run.scales[index].iterations + 1):
         run.check_stop()
         tick = time.perf_counter()
-        optimiser.step(closure)
+        optimizer.step(closure)
         with torch.no_grad():
             x.clamp_(0, 1)
         run.after_step(index, iteration, latest, time.perf_counter() - tick, lambda: x)
@@ -341,8 +378,9 @@ def evaluate_losses(
     if opts.preserve_colors:
         styles_t = [color.match_luminance(s, content_t) for s in styles_t]
         content_t, target = color.grey_rgb(content_t), color.grey_rgb(target)
+    grams = [_style_grams(model, s, use_bf16) for s in styles_t]
     with torch.no_grad():
-        _, terms = _Objective(model, content_t, styles_t, settings, use_bf16)(_cl(target))
+        _, terms = _Objective(model, content_t, grams, settings, use_bf16)(_cl(target))
     values = {k: float(v) for k, v in terms.items()}
     return _terms(values), _layers(values)
 
@@ -357,6 +395,7 @@ def stylize(
     device: str | torch.device | None = None,
     progress: ProgressCallback | None = None,
     should_stop: StopCallback | None = None,
+    style_cache: StyleTargetCache | None = STYLE_TARGETS,
     **overrides: object,
 ) -> StyleResult:
     """Render ``content`` in the style of ``styles`` (one image or several, blended by ``style_weights``).
@@ -364,7 +403,8 @@ def stylize(
     ``options`` (a StyleOptions) and keyword overrides of its fields pick the preset, size, strength, seed and the
     rest. ``model`` is a loaded ``load_vgg`` result to reuse; without it one is loaded (and cached) from ``weights``
     on ``device``. ``progress`` receives a ProgressEvent after every iteration; ``should_stop`` is polled before each
-    iteration and makes the call raise Cancelled.
+    iteration and makes the call raise Cancelled. ``style_cache`` keeps the style images' Gram targets per size
+    for later jobs with the same painting (the process-wide cache by default; None computes them afresh).
     """
     style_list = [styles] if isinstance(styles, Image.Image) else list(styles)
     opts = resolve_options(options, **overrides)
@@ -380,15 +420,19 @@ def stylize(
 
     content_full = _to_tensor(content, dev)
     style_full = [_to_tensor(s, dev) for s in style_list]
+    targets = _StyleTargets(model, style_list, use_bf16, style_cache)
     generator = torch.Generator(device="cpu").manual_seed(opts.seed)
     image: torch.Tensor | None = None
     for index, scale in enumerate(scales):
         content_s = _resize(content_full, scale.width, scale.height)
-        styles_s = [_style_at(s, max(scale.width, scale.height), opts.style_scale) for s in style_full]
-        if opts.preserve_colors:
-            styles_s = [color.match_luminance(s, content_s) for s in styles_s]
+        side = max(scale.width, scale.height)
+        if opts.preserve_colors:  # the styles' luminance is matched to this content: targets for this job only
+            styles_s = [color.match_luminance(_style_at(s, side, opts.style_scale), content_s) for s in style_full]
+            grams = [_style_grams(model, s, use_bf16) for s in styles_s]
             content_s = color.grey_rgb(content_s)
-        objective = _Objective(model, content_s, styles_s, settings, use_bf16)
+        else:
+            grams = [targets.grams(i, s, side, opts.style_scale) for i, s in enumerate(style_full)]
+        objective = _Objective(model, content_s, grams, settings, use_bf16)
         if image is None:
             if opts.init == "noise":
                 image = torch.rand(content_s.shape, generator=generator).to(dev)
@@ -398,9 +442,9 @@ def stylize(
             image = _resize(image, scale.width, scale.height)
         image = _cl(image)
         if settings.optimizer == "lbfgs":
-            image = _optimise_lbfgs(image, objective, run, index)
+            image = _optimize_lbfgs(image, objective, run, index)
         else:
-            image = _optimise_adam(image, objective, run, index, settings.preset)
+            image = _optimize_adam(image, objective, run, index, settings.preset)
     assert image is not None
 
     with torch.no_grad():

@@ -2,7 +2,10 @@
 
 Dividing by the target's squared norm makes every term independent of the scale of the activations: weights whose
 activations are 255x larger (Caffe-era VGG19) give the same objective, and so the same picture, as torchvision's.
-Everything here runs in float32, whatever precision the network ran in (Gram values overflow float16).
+Losses are summed in float32 whatever precision the network ran in (Gram values overflow float16). The Gram product
+itself runs in the features' precision: on bfloat16 hardware its inputs are already bfloat16, and an fp32 copy of
+every feature map (plus its gradient) cost more than the whole VGG pass; the products are accumulated in float32 by
+the matrix unit and rounded once (relative error ~0.2%, far below the differences the style loss measures).
 """
 
 from __future__ import annotations
@@ -13,10 +16,11 @@ _EPS = 1e-12
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
-    """Channel correlations (C, C) of one feature map (1, C, H, W), averaged over positions, in float32."""
+    """Channel correlations (C, C) of one feature map (1, C, H, W), averaged over positions, as float32."""
     _, channels, height, width = features.shape
-    flat = features.float().reshape(channels, height * width)
-    return (flat @ flat.T) / (height * width)
+    # (H*W, C): a view of a channels-last map (the engine's layout), a copy otherwise.
+    positions = features.permute(0, 2, 3, 1).reshape(height * width, channels)
+    return (positions.T @ positions).float() / (height * width)
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

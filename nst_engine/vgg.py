@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 import torchvision
 from torch import nn
@@ -22,6 +24,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 class VGGFeatures(nn.Module):
     """Frozen VGG19 trunk returning the activations of named ReLU layers for RGB input in [0, 1]."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
 
     def __init__(self, features: nn.Sequential, *, source: str) -> None:
         super().__init__()
@@ -46,16 +51,42 @@ class VGGFeatures(nn.Module):
     def available_layers(self) -> list[str]:
         return [name for name, idx in LAYER_INDEX.items() if idx < len(self.features)]
 
-    def forward(self, image: torch.Tensor, layers: tuple[str, ...]) -> dict[str, torch.Tensor]:
-        """Activations of ``layers`` (names from LAYER_INDEX) for ``image`` (N, 3, H, W) in [0, 1]."""
+    def weights_key(self) -> tuple[object, ...]:
+        """Identity of the current weights: where each tensor lives, its in-place version, and a checksum of the
+        first and last ones (so a new network loaded into freed memory is not taken for the old one)."""
+        params = list(self.features.parameters())
+        with torch.no_grad():
+            checksum = (float(params[0].double().sum()), float(params[-1].double().sum()))
+        return (self.source, str(self.device), checksum, tuple((p.data_ptr(), p._version) for p in params))
+
+    def trunk(self, dtype: torch.dtype | None = None) -> nn.Sequential:
+        """The layers with weights in ``dtype`` (None: as loaded). A low-precision copy is made once and kept while
+        the weights stay the same, so passes need not cast every weight again as autocast does on each forward."""
+        if dtype is None or dtype == self.features[0].weight.dtype:
+            return self.features
+        key = (dtype, self.weights_key())
+        cached = self.__dict__.get("_low_precision")  # a plain attribute: no submodule, no state_dict entry
+        if cached is None or cached[0] != key:
+            twin = copy.deepcopy(self.features).to(dtype).requires_grad_(False).eval()
+            self.__dict__["_low_precision"] = cached = (key, twin)
+        return cached[1]
+
+    def forward(
+        self, image: torch.Tensor, layers: tuple[str, ...], dtype: torch.dtype | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Activations of ``layers`` (names from LAYER_INDEX) for ``image`` (N, 3, H, W) in [0, 1], computed with
+        weights and activations in ``dtype`` (None: the weights' own; the normalisation always runs in float32)."""
         wanted = {LAYER_INDEX[name]: name for name in layers}
         last = max(wanted)
         if last >= len(self.features):
             missing = [n for i, n in wanted.items() if i >= len(self.features)]
             raise ValueError(f"layers {missing} are beyond the loaded weights")
+        trunk = self.trunk(dtype)
         x = (image - self.mean) / self.std
+        if dtype is not None:
+            x = x.to(dtype)
         out: dict[str, torch.Tensor] = {}
-        for idx, module in enumerate(self.features):
+        for idx, module in enumerate(trunk):
             x = module(x)
             if idx in wanted:
                 out[wanted[idx]] = x

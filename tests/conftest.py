@@ -12,6 +12,10 @@ from typing import Any
 
 import pytest
 
+from tests.ray_session import ray_cluster
+
+__all__ = ["ray_cluster"]  # the session's Ray, for the tests that use it (tests/ray_session.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 REAL_WEIGHTS = SHARED / "weights" / "vgg19_features_fp16.pth"

@@ -4,7 +4,8 @@ throttling, errors across the process boundary, settings from the environment.""
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
+import weakref
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,10 +21,20 @@ from nst_engine.errors import (
     OutOfMemoryError,
     PoolError,
 )
+from nst_engine.options import shrink as _shrink
 from nst_engine.pool import ProcessPoolBackend, describe_exit
-from nst_engine.pool.backend import _shrink
 from nst_engine.pool.config import plan_devices
-from nst_engine.pool.wire import Done, ErrorInfo, Failed, JobSpec, Progress, RawImage, decode_error, encode_error
+from nst_engine.pool.wire import (
+    Done,
+    ErrorInfo,
+    Failed,
+    JobSpec,
+    Progress,
+    RawImage,
+    WorkerMessage,
+    decode_error,
+    encode_error,
+)
 from nst_engine.pool.worker import ProgressThrottle, run_job
 from nst_engine.types import ProgressEvent, StyleOptions
 from tests.test_pool_helpers import STYLE, noise_image
@@ -42,13 +53,13 @@ def spec(content: Image.Image, seq: int = 1, **options: Any) -> JobSpec:
 def run(job: JobSpec, model: Any, **kwargs: Any) -> tuple[Done | Failed, list[Progress]]:
     sent: list[Progress] = []
     kwargs.setdefault("should_stop", lambda: False)
-    outcome = run_job(job, model=model, send=sent.append, progress_interval=0.0, **kwargs)
+    outcome = run_job(job, model=model, send=collect(sent), progress_interval=0.0, **kwargs)
     return outcome, sent
 
 
 def test_run_job_returns_the_image_and_every_progress_event(model: Any) -> None:
     outcome, sent = run(spec(noise_image(48, 40, 3), size=48, iterations=5, preview_every=0.0), model)
-    assert isinstance(outcome, Done)
+    assert isinstance(outcome, Done) and isinstance(outcome.image, RawImage)  # raw bytes through a local pipe
     assert (outcome.image.width, outcome.image.height) == (48, 40) and outcome.steps == 5
     assert [p.event.step for p in sent] == [1, 2, 3, 4, 5]
     assert all(p.event.preview is None and p.preview is not None for p in sent)  # previews travel as raw bytes
@@ -85,8 +96,31 @@ def test_out_of_memory_is_retried_once_at_a_smaller_size_and_noted(model: Any) -
     outcome, _ = run(spec(noise_image(64, 56, 4), size=56, iterations=3), model, stylize=fake_gpu)
     assert isinstance(outcome, Done), outcome
     assert fake_gpu.sizes == [56, 39]
-    assert (outcome.image.width, outcome.image.height) == (39, 34)
+    assert outcome.image.to_pil().size == (39, 34)
     assert outcome.summary.notes == ("retried at 39 px after running out of memory at 56 px",)
+
+
+class Activations:
+    """Stands for the tensors a failed attempt allocated before it ran out of memory."""
+
+
+def test_the_retry_runs_after_the_failed_attempts_memory_is_released(model: Any) -> None:
+    """On a GPU the failed attempt's tensors live on in its frames for as long as its exception (and traceback) is
+    alive: a retry started inside the ``except`` block runs out again. The retry must start after it is dropped."""
+    alive_at_retry: list[bool] = []
+    first_attempt: list[weakref.ref[Activations]] = []
+
+    def fake_gpu(*args: Any, options: StyleOptions, **kwargs: Any) -> Any:
+        if not first_attempt:
+            held = Activations()  # referenced only by this frame (and so by the traceback)
+            first_attempt.append(weakref.ref(held))
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        alive_at_retry.append(first_attempt[0]() is not None)
+        return stylize(*args, options=options, **kwargs)
+
+    outcome, _ = run(spec(noise_image(64, 56, 4), size=56, iterations=2), model, stylize=fake_gpu)
+    assert isinstance(outcome, Done), outcome
+    assert alive_at_retry == [False]
 
 
 def test_out_of_memory_twice_is_a_clear_error(model: Any) -> None:
@@ -135,11 +169,19 @@ def events(n: int, total: int, previews: dict[int, Image.Image] | None = None) -
         yield ProgressEvent(1, 1, 48, 40, step, total, step, total, {"total": 1.0}, float(step), None, preview)
 
 
+def collect(sent: list[Progress]) -> Callable[[WorkerMessage], None]:
+    def send(message: WorkerMessage) -> None:
+        assert isinstance(message, Progress)
+        sent.append(message)
+
+    return send
+
+
 def test_progress_throttle_keeps_one_event_per_interval_the_last_and_every_preview() -> None:
     clock = iter(range(1, 100))  # one "second" per event
     sent: list[Progress] = []
     preview = Image.new("RGB", (8, 8), (1, 2, 3))
-    throttle = ProgressThrottle(7, sent.append, interval=2.5, clock=lambda: next(clock))
+    throttle = ProgressThrottle(7, collect(sent), interval=2.5, clock=lambda: next(clock))
     for event in events(10, 10, previews={2: preview}):
         throttle(event)
     throttle.flush()  # nothing pending: the final event went out already
@@ -152,7 +194,7 @@ def test_progress_throttle_keeps_one_event_per_interval_the_last_and_every_previ
 def test_progress_throttle_flushes_the_last_event_of_a_job_that_ended_early() -> None:
     clock = iter(range(1, 100))
     sent: list[Progress] = []
-    throttle = ProgressThrottle(1, sent.append, interval=10, clock=lambda: next(clock))
+    throttle = ProgressThrottle(1, collect(sent), interval=10, clock=lambda: next(clock))
     for event in events(5, 100):
         throttle(event)
     throttle.flush()
@@ -197,6 +239,11 @@ def test_from_env_reads_every_setting_and_overrides_win(monkeypatch: pytest.Monk
         ProcessPoolBackend.from_env()
     monkeypatch.setenv("NST_MAX_QUEUE", "")
     assert ProcessPoolBackend.from_env().max_queue == 32  # empty = unset = the default
+    monkeypatch.setenv("NST_WORKERS", "Auto")
+    assert ProcessPoolBackend.from_env().capacity == 1  # auto: one per visible GPU; on a CPU, one
+    monkeypatch.setenv("NST_WORKERS", "many")
+    with pytest.raises(ValueError, match="NST_WORKERS must be a whole number or auto, got 'many'"):
+        ProcessPoolBackend.from_env()
 
 
 def test_constructor_refuses_nonsense() -> None:

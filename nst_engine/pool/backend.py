@@ -8,7 +8,7 @@ polling, and the loop never blocks on a pipe. Jobs are sent from a small thread 
 Environment variables (read by ``ProcessPoolBackend.from_env``; keyword overrides win):
 
 ==========================  ===============================================================================
-``NST_WORKERS``             worker processes (default: one per visible CUDA device, else 1)
+``NST_WORKERS``             worker processes, or ``auto`` (the default): one per visible CUDA device, else 1
 ``NST_DEVICE``              ``auto`` | ``cpu`` | ``cuda`` | ``cuda:N`` (default ``auto``: CUDA when available).
                             The constructor also falls back to it when ``device`` is None.
 ``NST_WEIGHTS``             ``imagenet`` | ``random`` (tests only) | path to a state_dict (default ``imagenet``).
@@ -26,7 +26,6 @@ Environment variables (read by ``ProcessPoolBackend.from_env``; keyword override
 from __future__ import annotations
 
 import asyncio
-import collections
 import functools
 import logging
 import math
@@ -45,18 +44,15 @@ from PIL import Image
 from nst_engine.errors import (
     Cancelled,
     JobFailedError,
-    JobTimeoutError,
     NSTError,
     PoolClosedError,
     PoolError,
-    QueueFullError,
     WorkerCrashedError,
 )
-from nst_engine.options import output_size as _output_size  # one helper for the engine, the pool and the bot
-from nst_engine.options import shrink as _shrink
-from nst_engine.pool.config import default_threads, env_float, env_int, env_str, plan_devices
-from nst_engine.pool.job import PoolJob, StopReason
-from nst_engine.pool.protocol import StyleRequest
+from nst_engine.pool.config import default_threads, env_float, env_int, env_str, env_workers, plan_devices
+from nst_engine.pool.job import Assignment, EndState, JobQueue, PoolJob, StopReason
+from nst_engine.pool.prepare import shrink_request_images
+from nst_engine.pool.protocol import StyleRequest, WorkerInfo, WorkerState
 from nst_engine.pool.validate import validate_request
 from nst_engine.pool.wire import (
     Done,
@@ -74,27 +70,8 @@ from nst_engine.types import ProgressEvent, StyleResult
 
 log = logging.getLogger("nst_engine.pool")
 
-WorkerState = Literal["starting", "idle", "busy", "dead", "broken"]
 RESPAWN_ATTEMPTS = 3
 _spawn_lock = threading.Lock()  # multiprocessing's bookkeeping of children is not meant for concurrent starts
-
-
-@dataclass(frozen=True)
-class WorkerInfo:
-    """A snapshot of one worker slot, for status pages and tests."""
-
-    index: int
-    device: str
-    pid: int | None
-    state: WorkerState
-    job_id: str | None
-    jobs_done: int
-    restarts: int
-
-    @property
-    def ready(self) -> bool:
-        """Weights loaded and serving (idle or running a job)."""
-        return self.state in ("idle", "busy")
 
 
 @dataclass(frozen=True)
@@ -177,7 +154,7 @@ class _Worker:
         self.loop = loop
         self.state: WorkerState = "starting"
         self.pid: int | None = None
-        self.job: PoolJob | None = None
+        self.current: Assignment | None = None  # the job it runs, with the pool's bookkeeping of it
         self.seq = 0
         self.jobs_done = 0
         self.exitcode: int | None = None
@@ -244,19 +221,21 @@ class _Worker:
             self.jobs.close()
 
     def info(self, restarts: int) -> WorkerInfo:
-        job_id = self.job.job_id if self.job is not None else None
+        job_id = self.current.job.job_id if self.current is not None else None
         return WorkerInfo(self.index, self.device, self.pid, self.state, job_id, self.jobs_done, restarts)
 
 
-def _send_job(worker: _Worker, job: PoolJob) -> None:
+def _send_job(worker: _Worker, assignment: Assignment) -> None:
     """Serialise a job and write it to the worker's pipe (runs in a sender thread)."""
-    request = job.request
-    options = request.options
-    size = _output_size(options)
-    content = _shrink(request.content, size)
-    style_side = max(1, round(size * options.style_scale))
-    styles = tuple(RawImage.from_pil(_shrink(s, style_side)) for s in request.styles)
-    spec = JobSpec(job.seq, job.job_id, RawImage.from_pil(content), styles, options)
+    request = assignment.job.request
+    content, styles = shrink_request_images(request.content, request.styles, request.options)
+    spec = JobSpec(
+        assignment.seq,
+        request.job_id,
+        RawImage.from_pil(content),
+        tuple(RawImage.from_pil(s) for s in styles),
+        request.options,
+    )
     worker.jobs.send(spec)
 
 
@@ -266,7 +245,7 @@ class ProcessPoolBackend:
     Use ``async with ProcessPoolBackend(...) as pool`` or ``await pool.start()`` / ``await pool.close()``; submit and
     cancel from the event loop's thread. ``ProcessPoolBackend.from_env()`` reads the NST_* variables (module docs).
 
-    workers: processes (None: one per visible CUDA device, else 1). device: auto | cpu | cuda | cuda:N (None:
+    workers: processes (None or ``auto``: one per visible CUDA device, else 1). device: auto | cpu | cuda | cuda:N (None:
     NST_DEVICE, else auto). weights: imagenet | random | a state_dict path (None: the engine's default, NST_WEIGHTS).
     job_timeout: default seconds a job may run (a request's ``timeout`` wins). max_queue: jobs that may wait.
     progress_interval: at most one progress event per job per this many seconds (the final one always comes).
@@ -278,7 +257,7 @@ class ProcessPoolBackend:
     def __init__(
         self,
         *,
-        workers: int | None = None,
+        workers: int | Literal["auto"] | None = None,
         device: str | None = None,
         weights: str | None = None,
         job_timeout: float = 600.0,
@@ -299,7 +278,7 @@ class ProcessPoolBackend:
             raise ValueError(f"max_queue must be >= 0, got {max_queue}")
         if threads_per_worker is not None and threads_per_worker < 1:
             raise ValueError(f"threads_per_worker must be at least 1, got {threads_per_worker}")
-        self.devices = plan_devices(device, workers)
+        self.devices = plan_devices(device, None if workers == "auto" else workers)
         self.weights = weights
         self.job_timeout = float(job_timeout)
         self.max_queue = max_queue
@@ -312,7 +291,7 @@ class ProcessPoolBackend:
         self._workers: list[_Worker] = []
         self._restarts = [0] * len(self.devices)
         self._live: set[_Worker] = set()  # started and not yet seen exiting
-        self._queue: collections.deque[PoolJob] = collections.deque()
+        self._queue = JobQueue(max_queue)
         self._respawns: set[asyncio.Task[None]] = set()
         self._sender: ThreadPoolExecutor | None = None
         self._started = False
@@ -325,7 +304,7 @@ class ProcessPoolBackend:
     def from_env(cls, **overrides: Any) -> ProcessPoolBackend:
         """A pool configured from the NST_* environment variables (see the module docstring)."""
         settings: dict[str, Any] = {
-            "workers": env_int("NST_WORKERS"),
+            "workers": env_workers("NST_WORKERS"),
             "device": env_str("NST_DEVICE"),
             "weights": env_str("NST_WEIGHTS"),
             "job_timeout": env_float("NST_JOB_TIMEOUT"),
@@ -351,7 +330,7 @@ class ProcessPoolBackend:
 
     @property
     def running(self) -> int:
-        return sum(1 for w in self._workers if w.job is not None)
+        return sum(1 for w in self._workers if w.current is not None)
 
     @property
     def workers(self) -> list[WorkerInfo]:
@@ -416,11 +395,9 @@ class ProcessPoolBackend:
         if not self._started:
             raise PoolClosedError("the style pool has not been started; await pool.start() first")
         validate_request(request)
-        idle = any(w.state == "idle" for w in self._workers)
-        if not idle and len(self._queue) >= self.max_queue:
-            raise QueueFullError(f"the queue is full ({len(self._queue)} jobs waiting); try again in a few minutes")
+        self._queue.check_room(idle_worker=any(w.state == "idle" for w in self._workers))
         timeout = request.timeout if request.timeout is not None else self.job_timeout
-        job = PoolJob(self, request, timeout)
+        job = PoolJob(request, timeout, cancel=self._cancel, position=self._queue.position)
         self._queue.append(job)
         self._dispatch()
         return job
@@ -444,12 +421,11 @@ class ProcessPoolBackend:
 
         for task in self._respawns:
             task.cancel()
-        while self._queue:
-            job = self._queue.popleft()
-            self._finish(job, "cancelled", error=Cancelled("the style service is shutting down; the job never started"))
-        running = [w.job for w in self._workers if w.job is not None and not w.job.done]
-        for job in running:
-            self._stop_running(job, "shutdown")
+        self._queue.cancel_all("the style service is shutting down; the job never started")
+        busy = [w for w in self._workers if w.current is not None and not w.current.job.done]
+        running = [w.current.job for w in busy if w.current is not None]
+        for worker in busy:
+            self._stop_running(worker, "shutdown")
         if running:  # a cooperative stop takes one iteration; give it part of the budget
             await asyncio.wait([asyncio.ensure_future(j.wait_done()) for j in running], timeout=left(0.4))
         launches = [w.launched for w in self._live if w.launched is not None and not w.launched.done()]
@@ -467,8 +443,8 @@ class ProcessPoolBackend:
                 worker.signal(sig)
             await self._wait_exits(wait)
         for worker in self._workers:  # anything still unresolved (a worker that could not even be killed)
-            if worker.job is not None and not worker.job.done:
-                self._finish(worker.job, "cancelled", error=Cancelled("the style service shut down"))
+            if worker.current is not None:
+                worker.current.finish("cancelled", error=Cancelled("the style service shut down"))
         readers = [w.reader for w in self._workers if w.reader is not None]
         await asyncio.to_thread(_join_threads, readers, 2.0)
         for worker in self._workers:
@@ -519,14 +495,6 @@ class ProcessPoolBackend:
         if pending and timeout > 0:
             await asyncio.wait(pending, timeout=timeout)
 
-    def _position(self, job: PoolJob) -> int:
-        if job.state != "queued":
-            return 0
-        try:
-            return self._queue.index(job) + 1
-        except ValueError:
-            return 0
-
     def _dispatch(self) -> None:
         if self._closing:
             return
@@ -540,93 +508,85 @@ class ProcessPoolBackend:
         assert self._loop is not None and self._sender is not None
         worker.seq += 1
         worker.state = "busy"
-        worker.job = job
-        job.mark_running(worker, worker.pid, worker.seq)
-        job.timers.append(self._loop.call_later(job.timeout, self._on_timeout, job))
-        sending = self._loop.run_in_executor(self._sender, _send_job, worker, job)
+        assignment = Assignment(job, worker.seq)
+        worker.current = assignment
+        job.mark_running(f"worker {worker.index} (pid {worker.pid})", worker.pid)
+        assignment.timers.append(self._loop.call_later(job.timeout, self._on_timeout, worker, assignment))
+        sending = self._loop.run_in_executor(self._sender, _send_job, worker, assignment)
         worker.sending = sending
-        sending.add_done_callback(lambda f: self._on_sent(worker, job, f))
+        sending.add_done_callback(lambda f: self._on_sent(worker, assignment, f))
 
-    def _on_sent(self, worker: _Worker, job: PoolJob, future: asyncio.Future[None]) -> None:
+    def _on_sent(self, worker: _Worker, assignment: Assignment, future: asyncio.Future[None]) -> None:
         if future.cancelled():
             exc: BaseException | None = Cancelled("the style service is shutting down")
         else:
             exc = future.exception()
-        if exc is None or isinstance(exc, OSError) or self._closing or worker.job is not job:
+        if exc is None or isinstance(exc, OSError) or self._closing or worker.current is not assignment:
             return  # sent; or the worker is dying, which its reader thread reports; or nobody waits any more
-        log.error("could not send job %s to worker %d", job.job_id, worker.index, exc_info=exc)
-        worker.job = None
-        worker.state = "idle" if worker.state == "busy" else worker.state
+        log.error("could not send job %s to worker %d", assignment.job.job_id, worker.index, exc_info=exc)
+        self._release(worker)
         error = exc if isinstance(exc, NSTError) else JobFailedError(f"the job could not be handed to a worker ({exc})")
-        self._finish(job, "failed", error=error)
+        assignment.finish("failed", error=error)
         self._dispatch()
+
+    def _release(self, worker: _Worker) -> None:
+        """The worker's job has ended: it is free for the next one."""
+        worker.current = None
+        if worker.state == "busy":
+            worker.state = "idle"
 
     def _cancel(self, job: PoolJob) -> None:
         if job.done:
             return
-        if job.state == "queued":
-            self._queue.remove(job)
-            self._finish(job, "cancelled", error=Cancelled("the job was cancelled before it started"))
-        else:
-            self._stop_running(job, "cancel")
-
-    def _stop_running(self, job: PoolJob, reason: StopReason) -> None:
-        """Ask the worker to stop ``job`` (it polls the flag every iteration); kill it if it does not, in time."""
-        worker: _Worker | None = job.worker
-        if job.stop_reason is not None or worker is None or job.done:
+        if self._queue.discard(job):
+            job.finish("cancelled", error=Cancelled("the job was cancelled before it started"))
             return
-        job.stop_reason = reason
-        worker.cancel_seq.value = job.seq
+        worker = next((w for w in self._workers if w.current is not None and w.current.job is job), None)
+        if worker is not None:
+            self._stop_running(worker, "cancel")
+
+    def _stop_running(self, worker: _Worker, reason: StopReason) -> None:
+        """Ask the worker to stop its job (it polls the flag every iteration); kill it if it does not, in time."""
+        assignment = worker.current
+        if assignment is None or assignment.stop_reason is not None or assignment.job.done:
+            return
+        assignment.stop_reason = reason
+        worker.cancel_seq.value = assignment.seq
         if reason != "shutdown" and self._loop is not None:  # close() has its own deadline
-            job.timers.append(self._loop.call_later(self.stop_grace, self._kill_stuck, worker, job))
+            assignment.timers.append(self._loop.call_later(self.stop_grace, self._kill_stuck, worker, assignment))
 
-    def _on_timeout(self, job: PoolJob) -> None:
-        if job.state == "running" and not job.done and job.stop_reason is None:
-            log.warning("job %s exceeded its %g s limit; stopping it", job.job_id, job.timeout)
-            self._stop_running(job, "timeout")
+    def _on_timeout(self, worker: _Worker, assignment: Assignment) -> None:
+        if worker.current is assignment and not assignment.job.done and assignment.stop_reason is None:
+            log.warning("job %s exceeded its %g s limit; stopping it", assignment.job.job_id, assignment.job.timeout)
+            self._stop_running(worker, "timeout")
 
-    def _kill_stuck(self, worker: _Worker, job: PoolJob) -> None:
-        if worker.job is job and not job.done:
+    def _kill_stuck(self, worker: _Worker, assignment: Assignment) -> None:
+        if worker.current is assignment and not assignment.job.done:
             log.warning(
                 "worker %d (pid %s) did not stop job %s within %g s; killing and replacing it",
                 worker.index,
                 worker.pid,
-                job.job_id,
+                assignment.job.job_id,
                 self.stop_grace,
             )
             worker.signal(signal.SIGKILL)
-
-    def _finish_stopped(self, job: PoolJob) -> None:
-        """End a job that was told to stop, with the error that says why."""
-        if job.stop_reason == "timeout":
-            error = JobTimeoutError(
-                f"the job took longer than {job.timeout:g} s and was stopped; "
-                "try a smaller size, fewer iterations or the 'fast' preset"
-            )
-            self._finish(job, "failed", error=error)
-        elif job.stop_reason == "shutdown":
-            self._finish(job, "cancelled", error=Cancelled("the style service is shutting down; the job was stopped"))
-        else:
-            self._finish(job, "cancelled", error=Cancelled("the job was cancelled"))
 
     def _on_message(self, worker: _Worker, message: Any) -> None:
         try:
             self._handle(worker, message)
         except Exception:  # a bug here must not leave a job waiting forever
             log.exception("pool failed to handle %s from worker %d", type(message).__name__, worker.index)
-            job = worker.job
-            if job is not None and not job.done and isinstance(message, _DoneIn | Failed):
-                worker.job = None
-                worker.state = "idle" if worker.state == "busy" else worker.state
-                self._finish(job, "failed", error=JobFailedError("the pool could not read the job's outcome"))
+            assignment = worker.current
+            if assignment is not None and isinstance(message, _DoneIn | Failed):
+                self._release(worker)
+                assignment.finish("failed", error=JobFailedError("the pool could not read the job's outcome"))
                 self._dispatch()
 
     def _handle(self, worker: _Worker, message: Any) -> None:
         if isinstance(message, _ProgressIn):
-            job = worker.job
-            if job is not None and job.seq == message.seq and not job.done:
-                job.steps = max(job.steps, message.event.step)
-                job.push_event(message.event)
+            assignment = worker.current
+            if assignment is not None and assignment.seq == message.seq:
+                assignment.job.push_event(message.event)
         elif isinstance(message, _DoneIn | Failed):
             self._on_job_end(worker, message)
         elif isinstance(message, Ready):
@@ -649,32 +609,31 @@ class ProcessPoolBackend:
                 worker.ready.set_exception(self._load_error(worker, message.error))
 
     def _on_job_end(self, worker: _Worker, message: _DoneIn | Failed) -> None:
-        job = worker.job
-        if job is None or job.seq != message.seq:
+        assignment = worker.current
+        if assignment is None or assignment.seq != message.seq:
             log.warning("worker %d reported on job seq %d it is not running; ignored", worker.index, message.seq)
             return
-        worker.job = None
+        self._release(worker)
         worker.jobs_done += 1
-        if worker.state == "busy":
-            worker.state = "idle"
-        job.steps = message.steps
+        assignment.job.steps = message.steps
         if isinstance(message, _DoneIn):
-            if job.stop_reason is not None:  # finished just as it was told to stop: the stop wins
-                self._finish_stopped(job)
+            if assignment.stop_reason is not None:  # finished just as it was told to stop: the stop wins
+                assignment.finish_stopped()
             else:
-                self._finish(job, "done", result=message.result)
+                assignment.finish("done", result=message.result)
         else:
-            self._finish_failed(job, message.error)
+            self._finish_failed(assignment, message.error)
         self._dispatch()
 
-    def _finish_failed(self, job: PoolJob, info: ErrorInfo) -> None:
+    def _finish_failed(self, assignment: Assignment, info: ErrorInfo) -> None:
         error = decode_error(info)
-        if isinstance(error, Cancelled) and job.stop_reason is not None:
-            self._finish_stopped(job)
+        if isinstance(error, Cancelled) and assignment.stop_reason is not None:
+            assignment.finish_stopped()
             return
         if info.detail:  # an unexpected error: the traceback is for the log, never for users
-            log.error("job %s failed inside the worker:\n%s", job.job_id, info.detail)
-        self._finish(job, "cancelled" if isinstance(error, Cancelled) else "failed", error=error)
+            log.error("job %s failed inside the worker:\n%s", assignment.job.job_id, info.detail)
+        state: EndState = "cancelled" if isinstance(error, Cancelled) else "failed"
+        assignment.finish(state, error=error)
 
     def _on_exit(self, worker: _Worker, exitcode: int | None) -> None:
         if worker.exited.done():
@@ -688,14 +647,13 @@ class ProcessPoolBackend:
             worker.ready.set_exception(
                 WorkerCrashedError(f"worker {worker.index} (pid {worker.pid}) {how} while loading the weights")
             )
-        job = worker.job
-        if job is not None and not job.done:
-            worker.job = None
-            if job.stop_reason is not None:
-                self._finish_stopped(job)
+        assignment = worker.current
+        if assignment is not None:
+            worker.current = None
+            if assignment.stop_reason is not None:
+                assignment.finish_stopped()
             else:
-                self._finish(
-                    job,
+                assignment.finish(
                     "failed",
                     error=WorkerCrashedError(
                         f"the worker process running this job {how} (pid {worker.pid}); the job is lost and the "
@@ -731,7 +689,7 @@ class ProcessPoolBackend:
         if all(w.state == "broken" for w in self._workers):
             self._broken = "no style worker is running (they failed to restart); the bot needs attention"
             while self._queue:
-                self._finish(self._queue.popleft(), "failed", error=WorkerCrashedError(self._broken))
+                self._queue.popleft().finish("failed", error=WorkerCrashedError(self._broken))
 
     def _load_error(self, worker: _Worker, info: ErrorInfo) -> Exception:
         error = decode_error(info)
@@ -741,30 +699,6 @@ class ProcessPoolBackend:
         if info.detail:
             log.error("%s:\n%s", prefix, info.detail)
         return PoolError(f"{prefix}: {info.type_name}: {info.message}")
-
-    def _finish(
-        self,
-        job: PoolJob,
-        state: Literal["done", "failed", "cancelled"],
-        *,
-        result: StyleResult | None = None,
-        error: BaseException | None = None,
-    ) -> None:
-        pid = job.worker_pid
-        job.finish(state, result, error)
-        waited = (job.started_at or job.finished_at or 0.0) - job.submitted_at
-        ran = (job.finished_at or 0.0) - job.started_at if job.started_at is not None else 0.0
-        outcome = state if error is None else f"{state} ({type(error).__name__}: {error})"
-        log.info(
-            "job %s owner=%s outcome=%s worker_pid=%s waited=%.2fs ran=%.2fs steps=%d",
-            job.job_id,
-            job.owner or "-",
-            outcome,
-            pid if pid is not None else "-",
-            waited,
-            ran,
-            job.steps,
-        )
 
 
 def _join_threads(threads: list[threading.Thread], timeout: float) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Literal
 
 from nst_engine.errors import PoolError
 
@@ -31,6 +32,17 @@ def env_float(name: str) -> float | None:
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {raw!r}")
     return value
+
+
+def env_workers(name: str = "NST_WORKERS") -> int | Literal["auto"] | None:
+    """``auto``, a whole number, or None when unset; ValueError naming the variable otherwise."""
+    raw = os.environ.get(name, "").strip().lower()
+    if raw == "auto":
+        return "auto"
+    try:
+        return env_int(name)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number or auto, got {raw!r}") from None
 
 
 def env_str(name: str) -> str | None:

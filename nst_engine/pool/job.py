@@ -1,18 +1,33 @@
-"""``PoolJob``: the asyncio-side handle of a job submitted to the process pool."""
+"""The job types both backends share, written once.
+
+Glossary: a *request* (``StyleRequest``) is what a caller submits; the *handle* (``PoolJob``) is what it gets back
+and all it ever touches (state, position, events, result, cancel); an *assignment* is the backend's record of a job
+running on one worker (sequence number, stop reason, timers), kept with that worker, never on the handle; the
+``JobQueue`` holds handles waiting for a worker.
+
+The handle knows nothing of the backend: it is given a ``cancel`` and a ``position`` function when it is made, and
+the backend reports to it through ``mark_running`` / ``push_event`` / ``finish``. So no module here imports a
+backend, and a backend imports this module only.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import logging
 import time
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
 
+from nst_engine.errors import Cancelled, JobTimeoutError, QueueFullError
 from nst_engine.pool.protocol import JobState, StyleRequest
 from nst_engine.types import ProgressEvent, StyleResult
 
-if TYPE_CHECKING:
-    from nst_engine.pool.backend import ProcessPoolBackend
+log = logging.getLogger("nst_engine.pool")
 
 StopReason = Literal["cancel", "timeout", "shutdown"]
+EndState = Literal["done", "failed", "cancelled"]
 EVENT_BACKLOG = 32  # events kept for a slow reader; older ones are dropped (only the latest matter)
 _END = object()
 
@@ -20,10 +35,9 @@ _END = object()
 class EventStream:
     """Async iterator over a job's progress events from the moment it was made; ends when the job ends."""
 
-    def __init__(self, job: PoolJob) -> None:
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        job._streams.append(self)
-        if job.done:
+    def __init__(self, ended: bool) -> None:
+        self._queue: asyncio.Queue[object] = asyncio.Queue()
+        if ended:
             self._queue.put_nowait(_END)
 
     def push(self, event: ProgressEvent) -> None:
@@ -42,31 +56,37 @@ class EventStream:
         if item is _END:
             self._queue.put_nowait(_END)  # iterating again keeps ending
             raise StopAsyncIteration
+        assert isinstance(item, ProgressEvent)
         return item
 
 
 class PoolJob:
-    """A job of ``ProcessPoolBackend`` (implements the JobHandle protocol).
+    """The handle of a submitted job (implements the ``JobHandle`` protocol), the same for every backend.
 
     Besides the protocol it exposes timings (``submitted_at``/``started_at``/``finished_at``, monotonic seconds),
-    ``worker_pid``, ``steps`` (iterations the worker ran) and ``last_event``. Use it from the event loop's thread.
+    ``worker`` (where it ran, e.g. ``pid 4242`` or ``node 10.0.0.7 pid 4242``), ``worker_pid``, ``steps``
+    (iterations the worker ran) and ``last_event``. Use it from the event loop's thread.
     """
 
-    def __init__(self, pool: ProcessPoolBackend, request: StyleRequest, timeout: float) -> None:
+    def __init__(
+        self,
+        request: StyleRequest,
+        timeout: float,
+        *,
+        cancel: Callable[[PoolJob], None],
+        position: Callable[[PoolJob], int],
+    ) -> None:
         self.request = request
         self.timeout = timeout
         self.submitted_at = time.monotonic()
         self.started_at: float | None = None
         self.finished_at: float | None = None
+        self.worker: str | None = None
         self.worker_pid: int | None = None
         self.steps = 0
         self.last_event: ProgressEvent | None = None
-        # Pool-side state (only the pool writes these).
-        self.seq = 0
-        self.stop_reason: StopReason | None = None
-        self.worker: Any = None
-        self.timers: list[asyncio.TimerHandle] = []
-        self._pool = pool
+        self._cancel = cancel
+        self._position = position
         self._state: JobState = "queued"
         self._finished = asyncio.Event()
         self._result: StyleResult | None = None
@@ -90,10 +110,13 @@ class PoolJob:
         return self._finished.is_set()
 
     def position(self) -> int:
-        return self._pool._position(self)
+        return 0 if self._state != "queued" else self._position(self)
 
     def events(self) -> EventStream:
-        return EventStream(self)
+        stream = EventStream(ended=self.done)
+        if not self.done:
+            self._streams.append(stream)
+        return stream
 
     async def wait_done(self) -> None:
         """Wait until the job has ended, however it ended (``result()`` then returns or raises at once)."""
@@ -107,35 +130,132 @@ class PoolJob:
         return self._result
 
     def cancel(self) -> None:
-        self._pool._cancel(self)
+        if not self.done:
+            self._cancel(self)
 
     def __repr__(self) -> str:
         return f"<PoolJob {self.job_id} {self._state} owner={self.owner!r}>"
 
-    # Called by the pool ------------------------------------------------------------------------------------------
+    # Reported by the backend -------------------------------------------------------------------------------------
 
-    def mark_running(self, worker: Any, pid: int | None, seq: int) -> None:
+    def mark_running(self, worker: str, pid: int | None) -> None:
         self._state = "running"
         self.worker = worker
         self.worker_pid = pid
-        self.seq = seq
         self.started_at = time.monotonic()
 
     def push_event(self, event: ProgressEvent) -> None:
+        if self.done:
+            return
+        self.steps = max(self.steps, event.step)
         self.last_event = event
         for stream in self._streams:
             stream.push(event)
 
-    def finish(self, state: JobState, result: StyleResult | None, error: BaseException | None) -> None:
-        for timer in self.timers:
-            timer.cancel()
-        self.timers.clear()
+    def finish(self, state: EndState, *, result: StyleResult | None = None, error: BaseException | None = None) -> None:
+        """End the job (once; later calls are ignored) and log its outcome."""
+        if self.done:
+            return
         self._state = state
         self._result = result
         self._error = error
         self.finished_at = time.monotonic()
-        self.worker = None
         self._finished.set()
         for stream in self._streams:
             stream.end()
         self._streams.clear()
+        waited = (self.started_at or self.finished_at) - self.submitted_at
+        ran = self.finished_at - self.started_at if self.started_at is not None else 0.0
+        outcome = state if error is None else f"{state} ({type(error).__name__}: {error})"
+        log.info(
+            "job %s owner=%s outcome=%s worker=%s waited=%.2fs ran=%.2fs steps=%d",
+            self.job_id,
+            self.owner or "-",
+            outcome,
+            self.worker or "-",
+            waited,
+            ran,
+            self.steps,
+        )
+
+
+class JobQueue:
+    """The bounded FIFO of jobs waiting for a worker; positions count from 1 for the next job to start."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._jobs: collections.deque[PoolJob] = collections.deque()
+
+    def __len__(self) -> int:
+        return len(self._jobs)
+
+    def __iter__(self) -> Iterator[PoolJob]:
+        return iter(self._jobs)
+
+    def check_room(self, *, idle_worker: bool) -> None:
+        """Refuse at once (QueueFullError) when no worker is idle and ``limit`` jobs already wait."""
+        if not idle_worker and len(self._jobs) >= self.limit:
+            raise QueueFullError(f"the queue is full ({len(self._jobs)} jobs waiting); try again in a few minutes")
+
+    def append(self, job: PoolJob) -> None:
+        self._jobs.append(job)
+
+    def popleft(self) -> PoolJob:
+        return self._jobs.popleft()
+
+    def discard(self, job: PoolJob) -> bool:
+        try:
+            self._jobs.remove(job)
+        except ValueError:
+            return False
+        return True
+
+    def position(self, job: PoolJob) -> int:
+        try:
+            return self._jobs.index(job) + 1
+        except ValueError:
+            return 0
+
+    def cancel_all(self, message: str) -> None:
+        while self._jobs:
+            self._jobs.popleft().finish("cancelled", error=Cancelled(message))
+
+
+@dataclass
+class Assignment:
+    """A job running on one worker: the worker's record of it (the handle never sees this).
+
+    ``seq`` identifies the job on that worker (a stop request names the seq to stop, so a late stop never hits the
+    next job); ``stop_reason`` says why it was told to stop; ``timers`` are its timeout and kill timers.
+    """
+
+    job: PoolJob
+    seq: int
+    stop_reason: StopReason | None = None
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+
+    def cancel_timers(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
+        self.timers.clear()
+
+    def finish(self, state: EndState, *, result: StyleResult | None = None, error: BaseException | None = None) -> None:
+        self.cancel_timers()
+        self.job.finish(state, result=result, error=error)
+
+    def finish_stopped(self) -> None:
+        """End a job that was told to stop, with the error that says why."""
+        state, error = stopped_outcome(self.stop_reason or "cancel", self.job.timeout)
+        self.finish(state, error=error)
+
+
+def stopped_outcome(reason: StopReason, timeout: float) -> tuple[EndState, Exception]:
+    """How a job told to stop for ``reason`` ends, and the error its caller sees."""
+    if reason == "timeout":
+        return "failed", JobTimeoutError(
+            f"the job took longer than {timeout:g} s and was stopped; "
+            "try a smaller size, fewer iterations or the 'fast' preset"
+        )
+    if reason == "shutdown":
+        return "cancelled", Cancelled("the style service is shutting down; the job was stopped")
+    return "cancelled", Cancelled("the job was cancelled")

@@ -13,6 +13,7 @@ from PIL import Image
 from nst_engine.types import ProgressEvent, StyleOptions, StyleResult
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
+WorkerState = Literal["starting", "idle", "busy", "dead", "broken"]
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,25 @@ class StyleRequest:
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     owner: str | None = None  # free-form label for logs (e.g. "guild/user")
     timeout: float | None = None  # seconds; None = the backend's default
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    """A snapshot of one worker slot (a process, or a Ray actor), for status pages and tests."""
+
+    index: int
+    device: str
+    pid: int | None
+    state: WorkerState
+    job_id: str | None
+    jobs_done: int
+    restarts: int
+    node: str | None = None  # the machine, for slots on a Ray cluster
+
+    @property
+    def ready(self) -> bool:
+        """Weights loaded and serving (idle or running a job)."""
+        return self.state in ("idle", "busy")
 
 
 @runtime_checkable

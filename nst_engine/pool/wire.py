@@ -1,13 +1,15 @@
 """Messages between the pool (asyncio side) and its worker processes, and how errors cross the process boundary.
 
-Images travel as raw RGB bytes plus their size: cheaper than pickling PIL objects and independent of Pillow's
-pickle format. Exceptions travel as an ``ErrorInfo`` (class name, message, role) and are rebuilt as the same
+Images travel as raw RGB bytes plus their size through the local pipes (cheaper than pickling PIL objects and
+independent of Pillow's pickle format), and as PNG bytes to and from Ray actors, where they may cross a network. Exceptions travel as an ``ErrorInfo`` (class name, message, role) and are rebuilt as the same
 ``nst_engine.errors`` class on the other side, because pickling an exception loses keyword-only fields like ``role``.
 """
 
 from __future__ import annotations
 
+import io
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -34,6 +36,30 @@ class RawImage:
         return Image.frombytes("RGB", (self.width, self.height), self.data)
 
 
+@dataclass(frozen=True)
+class EncodedImage:
+    """An RGB image as PNG bytes (lossless, about half the raw size for photos; fast compression level)."""
+
+    data: bytes
+
+    @classmethod
+    def from_pil(cls, image: Image.Image) -> EncodedImage:
+        rgb = image if image.mode == "RGB" else image.convert("RGB")
+        buffer = io.BytesIO()
+        rgb.save(buffer, format="PNG", compress_level=1)
+        return cls(buffer.getvalue())
+
+    def to_pil(self) -> Image.Image:
+        with Image.open(io.BytesIO(self.data)) as image:
+            if image.format != "PNG":
+                raise ValueError(f"expected PNG bytes, got {image.format}")
+            return image.convert("RGB")
+
+
+PackedImage = RawImage | EncodedImage
+ImageCodec = Callable[[Image.Image], PackedImage]
+
+
 # Parent -> worker ------------------------------------------------------------------------------------------------
 
 
@@ -43,8 +69,8 @@ class JobSpec:
 
     seq: int
     job_id: str
-    content: RawImage
-    styles: tuple[RawImage, ...]
+    content: PackedImage
+    styles: tuple[PackedImage, ...]
     options: StyleOptions
 
 
@@ -82,13 +108,13 @@ class LoadFailed:
 class Progress:
     seq: int
     event: ProgressEvent  # with preview=None: the preview travels as raw bytes beside it
-    preview: RawImage | None
+    preview: PackedImage | None
 
 
 @dataclass(frozen=True)
 class Done:
     seq: int
-    image: RawImage
+    image: PackedImage
     summary: LossSummary
     history: list[HistoryPoint]
     steps: int  # iterations the worker ran for this job (retry included)

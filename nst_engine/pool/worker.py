@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from nst_engine.pool.wire import (
     Done,
     Failed,
+    ImageCodec,
     JobSpec,
     LoadFailed,
     Progress,
@@ -47,11 +48,13 @@ class ProgressThrottle:
         send: Callable[[WorkerMessage], None],
         interval: float,
         clock: Callable[[], float] = time.monotonic,
+        codec: ImageCodec = RawImage.from_pil,
     ) -> None:
         self.seq = seq
         self.send = send
         self.interval = interval
         self.clock = clock
+        self.codec = codec
         self.steps = 0
         self._last_sent = -float("inf")
         self._pending: ProgressEvent | None = None
@@ -74,8 +77,8 @@ class ProgressThrottle:
 
     def _emit(self, event: ProgressEvent, now: float) -> None:
         preview = self._pending_preview
-        raw = RawImage.from_pil(preview) if preview is not None else None
-        self.send(Progress(self.seq, dataclasses.replace(event, preview=None), raw))
+        packed = self.codec(preview) if preview is not None else None
+        self.send(Progress(self.seq, dataclasses.replace(event, preview=None), packed))
         self._last_sent = now
         self._pending = None
         self._pending_preview = None
@@ -125,46 +128,57 @@ def run_job(
     should_stop: Callable[[], bool],
     progress_interval: float,
     stylize: Callable[..., StyleResult] | None = None,
+    codec: ImageCodec = RawImage.from_pil,
 ) -> Done | Failed:
-    """Run one job and describe its outcome. Out of memory is retried once at ~0.7x the size."""
-    if stylize is None:
-        from nst_engine.engine import stylize
-    assert stylize is not None  # narrows the parameter for the type checker
+    """Run one job and describe its outcome. Out of memory is retried once at ~0.7x the size.
+
+    ``codec`` packs the previews and the result for the trip back (raw bytes through a local pipe; PNG over a
+    network).
+    """
+    from nst_engine.engine import stylize as engine_stylize
     from nst_engine.options import MIN_SIDE
 
-    throttle = ProgressThrottle(spec.seq, send, progress_interval)
+    run: Callable[..., StyleResult] = stylize if stylize is not None else engine_stylize
+    throttle = ProgressThrottle(spec.seq, send, progress_interval, codec=codec)
     content = spec.content.to_pil()
     styles = [s.to_pil() for s in spec.styles]
     device_word = "GPU memory" if str(getattr(model, "device", "cpu")).startswith("cuda") else "memory"
     options, notes = spec.options, []
     try:
+        failed_at: int | None = None
         try:
-            result = stylize(content, styles, options=options, model=model, progress=throttle, should_stop=should_stop)
+            result = run(content, styles, options=options, model=model, progress=throttle, should_stop=should_stop)
         except Exception as exc:
             if not is_out_of_memory(exc):
                 raise
-            size = _effective_size(spec)
-            smaller = round(size * OOM_RETRY_FACTOR)
+            failed_at = _effective_size(spec)
+        # The retry runs after the except block on purpose: inside it the exception's traceback still holds the
+        # failed attempt's frames, and with them its tensors, so the retry would run out again.
+        if failed_at is not None:
+            smaller = round(failed_at * OOM_RETRY_FACTOR)
             _free_memory()
             if smaller < MIN_SIDE:
-                raise _OOM(f"the job ran out of {device_word} at {size} px; try fewer style images") from exc
+                raise _OOM(f"the job ran out of {device_word} at {failed_at} px; try fewer style images")
             options = dataclasses.replace(options, size=smaller)
+            out_again = False
             try:
-                result = stylize(
+                result = run(
                     content, styles, options=options, model=model, progress=throttle, should_stop=should_stop
                 )
             except Exception as again:
                 if not is_out_of_memory(again):
                     raise
+                out_again = True
+            if out_again:
                 _free_memory()
                 raise _OOM(
-                    f"the job ran out of {device_word} at {size} px and again at {smaller} px; "
+                    f"the job ran out of {device_word} at {failed_at} px and again at {smaller} px; "
                     "try a smaller size, the 'fast' preset or fewer style images"
-                ) from again
-            notes.append(f"retried at {smaller} px after running out of {device_word} at {size} px")
+                )
+            notes.append(f"retried at {smaller} px after running out of {device_word} at {failed_at} px")
         throttle.flush()
         summary = dataclasses.replace(result.summary, notes=(*result.summary.notes, *notes))
-        return Done(spec.seq, RawImage.from_pil(result.image), summary, result.history, throttle.steps)
+        return Done(spec.seq, codec(result.image), summary, result.history, throttle.steps)
     except _OOM as exc:
         return Failed(spec.seq, encode_error(exc, oom=True), throttle.steps)
     except Exception as exc:

@@ -1,0 +1,82 @@
+"""Connecting to Ray, or starting a private local Ray and stopping it again without leaving anything behind."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+from typing import Literal
+
+log = logging.getLogger("nst_engine.pool.ray")
+
+LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024  # jobs move a few MB of PNG each; Ray's default is 30% of the RAM
+
+
+def use_process_token() -> None:
+    """Token authentication for a local Ray, with a token that lives only in this process's environment.
+
+    Ray's services listen on the machine's network address even when started by ``ray.init()``, so they must not be
+    open. Left to itself Ray would write a token to ~/.ray/auth_token; one random token per process (inherited by the
+    Ray processes it starts) protects the same and leaves nothing on disk. An operator's own RAY_AUTH_* settings win.
+    Ray reads these settings when it is imported, so this runs only before that (else Ray's default applies).
+    """
+    if "RAY_AUTH_MODE" not in os.environ and "RAY_AUTH_TOKEN" not in os.environ:
+        os.environ["RAY_AUTH_MODE"] = "token"
+        os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
+
+
+class RayConnection:
+    """This process's link to Ray (blocking calls: run them in a helper thread).
+
+    With an ``address`` it connects to that cluster and later only disconnects; without one it starts a private local
+    Ray (dashboard off, small object store, its own temporary folder, token authentication) and later stops it and
+    removes the folder. A Ray this process is already connected to is used as it is and left alone.
+    """
+
+    def __init__(self, address: str | None, *, local_cpus: int | None = None, local_gpus: int | None = None) -> None:
+        self.address = address
+        self.local_cpus = local_cpus
+        self.local_gpus = local_gpus
+        self.owns: Literal["no", "connected", "local"] = "no"
+        self.temp_dir: str | None = None
+
+    def connect(self) -> None:
+        if not self.address and "ray" not in sys.modules:
+            use_process_token()  # before Ray is imported: it reads its settings once, at import
+        import ray
+
+        if ray.is_initialized():
+            self.owns = "no"
+            log.info("using the Ray this process is already connected to")
+            return
+        if self.address:
+            log.info("connecting to the Ray cluster at %s", self.address)
+            ray.init(address=self.address, logging_level=logging.WARNING)
+            self.owns = "connected"
+            return
+        # A private temporary folder (Ray's default, /tmp/ray, is shared by every Ray of the machine's user), so
+        # close() can remove all of it; the short prefix keeps Ray's socket paths under the 107-byte limit.
+        self.temp_dir = tempfile.mkdtemp(prefix="nstray-")
+        log.info("starting a local Ray (no RAY_ADDRESS given)")
+        self.owns = "local"  # from here on: even a failed start may have left processes for disconnect() to stop
+        ray.init(
+            num_cpus=self.local_cpus,
+            num_gpus=self.local_gpus,
+            object_store_memory=LOCAL_OBJECT_STORE_BYTES,
+            include_dashboard=False,
+            logging_level=logging.WARNING,
+            _temp_dir=self.temp_dir,
+        )
+
+    def disconnect(self) -> None:
+        import ray
+
+        if self.owns == "connected" or self.owns == "local":
+            ray.shutdown()  # a local Ray's processes stop (also after a failed start); a cluster is disconnected from
+        self.owns = "no"
+        if self.temp_dir is not None:
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.temp_dir = None
