@@ -42,7 +42,7 @@ from bot.reruns import RerunCache, RerunEntry, shrink_inputs
 from bot.views import cancel_view, result_view
 from nst_engine.errors import Cancelled
 from nst_engine.pool.protocol import JobHandle, StyleBackend, StyleRequest
-from nst_engine.types import StyleOptions, StyleResult
+from nst_engine.types import LossSummary, StyleOptions, StyleResult
 
 log = logging.getLogger("bot.jobs")
 
@@ -75,6 +75,9 @@ class ActiveJob:
     cancelled_by: str | None = None
     interrupted: bool = False  # stopped by a shutdown (drain), not by a person
     cancel_button: discord.ui.View | None = None  # on every status message until the job ends
+    origin: str = "other"  # Reporter.origin: prefix, slash or button
+    summary: LossSummary | None = None  # set when the engine finished
+    result_bytes: int = 0  # set when the result was uploaded
 
     @property
     def preset(self) -> str | None:
@@ -166,7 +169,8 @@ class JobService:
     async def handle_request(self, reporter: Reporter, sources: Sequence[Source], args: StyleArgs) -> None:
         """Everything for one request; never raises (every ending becomes a message and an event)."""
         user, guild = reporter.user, reporter.guild
-        job = ActiveJob(job_id=uuid.uuid4().hex[:10], user_id=user.id, guild_id=guild.id if guild else None)
+        job = ActiveJob(job_id=uuid.uuid4().hex[:10], user_id=user.id, guild_id=guild.id if guild else None,
+                        origin=reporter.origin)
         job_id = job.job_id
         outcome: str = "error"
         kind: EventKind = "failed"
@@ -217,12 +221,13 @@ class JobService:
                 job.handle.cancel()
             result = await self._follow(job, reporter, title)
             job.timings["ran"] = time.monotonic() - t_start
+            job.summary = result.summary
 
             # 4. Delivery (the inputs are kept for the re-run buttons first).
             self.reruns.put(job_id, RerunEntry(inputs=shrink_inputs(inputs, self.settings.max_output_side),
                                                args=replace(args, preset=options.preset), guild_id=job.guild_id))
-            await deliver_result(reporter, result, job_id=job_id,
-                                 view=result_view(job_id, preserved_colors=args.preserve_colors))
+            job.result_bytes = await deliver_result(reporter, result, job_id=job_id,
+                                                    view=result_view(job_id, preserved_colors=args.preserve_colors))
             outcome, kind = "done", "done"
         except asyncio.CancelledError:
             outcome, kind = "interrupted", "interrupted"
@@ -241,6 +246,8 @@ class JobService:
                 job_id, user.id, job.guild_id or "dm", job.preset or "?", outcome,
                 job.timings.get("download", 0.0), job.timings.get("queued", 0.0), job.timings.get("ran", 0.0),
                 job.timings["total"],
+                extra={"job_id": job_id, "user_id": user.id, "guild_id": job.guild_id, "preset": job.preset,
+                       "seconds": round(job.timings["total"], 3), "outcome": outcome, "origin": job.origin},
             )
 
     def cancel(self, job_id: str, *, by: discord.abc.User, moderator: bool) -> str:
@@ -356,8 +363,10 @@ class JobService:
             log.exception("could not update job %s in the journal", job.job_id)
 
     def _emit(self, kind: EventKind, job: ActiveJob, **details: Any) -> None:
+        if kind == "done":
+            details.update(summary=job.summary, result_bytes=job.result_bytes)
         event = JobEvent(kind=kind, job_id=job.job_id, user_id=job.user_id, guild_id=job.guild_id,
-                         preset=job.preset, timings=dict(job.timings), **details)
+                         preset=job.preset, timings=dict(job.timings), origin=job.origin, **details)
         for observer in list(self.observers):
             try:
                 observer(event)
