@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SHARED_WEIGHTS := ../shared/weights/vgg19_features_fp16.pth
 SHARED_IMAGES := ../shared/images
 
-.PHONY: install run test lint typecheck demo bench gallery gallery-sheet gpu-check soak clean
+.PHONY: install run doctor test lint typecheck demo bench gallery gallery-sheet gpu-check soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ install: $(STAMP)
 # Settings come from .env and the environment; without DISCORD_TOKEN the bot says how to set it.
 run: $(STAMP)
 	$(BIN)/python -m bot
+
+# One line per check (settings, token, weights + a forward pass, database, Discord), exit 1 on any failure.
+doctor: $(STAMP)
+	$(BIN)/python -m bot doctor
 
 lint: $(STAMP)
 	$(BIN)/ruff check nst_engine bot tests benchmarks

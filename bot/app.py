@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import discord
@@ -14,6 +15,7 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.db import Database, JobRecord
 from bot.delivery import pings
+from bot.events import JobObserver
 from bot.failures import GENERIC, describe_command_error
 from bot.gallery import GalleryStore, PaintingCatalog
 from bot.jobs import JobService
@@ -53,6 +55,7 @@ class StyleBot(commands.Bot):
     ``engine_overrides``: StyleOptions fields forced on every job (tests and development, e.g.
     ``{"size": 48, "iterations": 4}``); the output size stays capped by the limits. They are handed to the job
     service, which reads ``jobs.engine_overrides`` at each request.
+    ``observers``: job-event observers the job service starts with (``bot.events``; metrics use it).
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class StyleBot(commands.Bot):
         backend: StyleBackend | None = None,
         manage_backend: bool | None = None,
         engine_overrides: dict[str, Any] | None = None,
+        observers: Sequence[JobObserver] = (),
         **options: Any,
     ) -> None:
         self.settings = settings if settings is not None else Settings()
@@ -79,6 +83,7 @@ class StyleBot(commands.Bot):
         self.backend = backend
         self.manage_backend = backend is None if manage_backend is None else manage_backend
         self._engine_overrides = dict(engine_overrides or {})  # handed to the job service, which reads them per job
+        self._observers = list(observers)
         self.db = Database(self.settings.database_path, retention=self.settings.job_retention_days * 86400)
         self.ceilings = Limits.from_settings(self.settings)
         self.limits_for = LimitsLookup(self.ceilings, self.db)
@@ -100,7 +105,8 @@ class StyleBot(commands.Bot):
         if self.manage_backend:
             await self.backend.start()
         self.jobs = JobService(
-            self.settings, self.backend, self.db, self.limits_for, engine_overrides=self._engine_overrides
+            self.settings, self.backend, self.db, self.limits_for, engine_overrides=self._engine_overrides,
+            observers=self._observers,
         )
         await self.jobs.start()
         # Style gallery (bot/gallery.py): the built-in paintings and each server's own.

@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    DotEnvSettingsSource,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 KNOWN_PRESETS = ("fast", "balanced", "quality")
 
@@ -62,6 +69,56 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
 
+    # Operations (see README "Running it"): metrics, shutdown, sharding, log format.
+    metrics_address: str = "127.0.0.1:9108"  # host:port of /metrics and /healthz; empty or "off" = no server
+    shutdown_grace: float = Field(60.0, ge=0)  # seconds running jobs may finish after SIGTERM/SIGINT
+    shard_count: int | Literal["auto"] | None = None  # None: one shard; "auto": Discord's recommendation
+    log_format: Literal["text", "json"] = "text"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Empty values mean "the default" everywhere except METRICS_ADDRESS, where empty turns the server off.
+        env_file = getattr(dotenv_settings, "env_file", None)
+        return (init_settings, env_settings, dotenv_settings, _EmptyMeansOff(settings_cls, env_file),
+                file_secret_settings)
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        value = value.strip()
+        if value.lower() in ("", "off", "none", "false"):
+            return ""
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError("METRICS_ADDRESS must be host:port (e.g. 127.0.0.1:9108), or empty to turn it off")
+        return value
+
+    @field_validator("shard_count", mode="before")
+    @classmethod
+    def _shards(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() == "auto":
+            return "auto"
+        return value
+
+    @field_validator("shard_count")
+    @classmethod
+    def _shards_positive(cls, value: int | str | None) -> int | str | None:
+        if isinstance(value, int) and value < 1:
+            raise ValueError("SHARD_COUNT must be at least 1, or auto, or empty for one shard")
+        return value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
     @field_validator("allowed_presets", mode="before")
     @classmethod
     def _split_presets(cls, value: object) -> object:
@@ -87,3 +144,25 @@ class Settings(BaseSettings):
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
             raise ValueError("LOG_LEVEL must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value
+
+
+class _EmptyMeansOff(PydanticBaseSettingsSource):
+    """``METRICS_ADDRESS=`` (set but empty, in the environment or .env) turns the metrics server off."""
+
+    NAME = "metrics_address"
+
+    def __init__(self, settings_cls: type[BaseSettings], env_file: Any) -> None:
+        super().__init__(settings_cls)
+        self.env_file = env_file
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        sources: list[PydanticBaseSettingsSource] = [EnvSettingsSource(self.settings_cls, env_ignore_empty=False)]
+        if self.env_file is not None:
+            sources.append(DotEnvSettingsSource(self.settings_cls, env_file=self.env_file, env_ignore_empty=False))
+        for source in sources:
+            if source().get(self.NAME) == "":
+                return {self.NAME: ""}
+        return {}

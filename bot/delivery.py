@@ -99,6 +99,7 @@ class Reporter:
     user: discord.User | discord.Member
     channel: discord.abc.Messageable
     guild: discord.Guild | None
+    origin: str = "other"  # how the request came: "prefix", "slash" or "button" (metrics and logs)
 
     @property
     def status_ref(self) -> tuple[int, int] | None:
@@ -189,6 +190,10 @@ class InteractionReporter(Reporter):
         return (message.channel.id, message.id) if message is not None else None
 
     @property
+    def origin(self) -> str:  # type: ignore[override]
+        return "button" if self.interaction.type == discord.InteractionType.component else "slash"
+
+    @property
     def upload_limit(self) -> int:
         # Discord tells each interaction the limit for its channel (boosts included).
         return getattr(self.interaction, "filesize_limit", None) or super().upload_limit
@@ -254,6 +259,8 @@ class MessageReporter(Reporter):
 
     Where the bot may not post in the channel, the conversation moves to the user's DMs.
     """
+
+    origin = "prefix"
 
     def __init__(self, message: discord.Message) -> None:
         self.message = message
@@ -348,8 +355,9 @@ def preview_file(event: ProgressEvent) -> discord.File | None:
 async def deliver_result(
     reporter: Reporter, result: StyleResult, *, job_id: str, view: discord.ui.View | None, attempts: int = 4,
     on_sent: Callable[[], Awaitable[None]] | None = None,
-) -> None:
-    """Post the picture (and the loss chart when it fits) within the upload limit, then mark the status done.
+) -> int:
+    """Post the picture (and the loss chart when it fits) within the upload limit, then mark the status done;
+    returns the bytes uploaded (picture and chart). ``on_sent`` is awaited as soon as Discord has the picture.
 
     Discord's real limit can be lower than the one it announces: on 413 the chart is dropped and the picture is
     re-encoded at half the size, up to ``attempts`` times. Raises DeliveryFailed when nothing fits.
@@ -394,7 +402,7 @@ async def deliver_result(
         if on_sent is not None:  # at once: a stop from here on must not report the job as lost
             await on_sent()
         await best_effort(reporter.status(_done_text(reporter, sent), embed=None, view=None))
-        return
+        return len(data) + (len(chart) if chart_now else 0)
     raise DeliveryFailed(
         "Discord refused the result even after shrinking it: this server's upload limit is too small. "
         "Try the `fast` preset or a smaller output size."

@@ -80,6 +80,7 @@ class Downloader:
     def __init__(self, *, timeout: float) -> None:
         self.timeout = timeout
         self._session: aiohttp.ClientSession | None = None
+        self.bytes_read = 0  # attachment bytes downloaded so far (metrics read it)
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession()
@@ -108,6 +109,7 @@ class Downloader:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+        self.bytes_read += sum(len(blob) for blob in blobs)
         data = dict(zip(map(id, files), blobs, strict=True))
         image_limits = ImageLimits(max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
         n_styles = len(sources) - 1

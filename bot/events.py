@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from nst_engine.types import ProgressEvent
+from nst_engine.types import LossSummary, ProgressEvent
 
 EventKind = Literal["accepted", "refused", "queued", "started", "progress", "done", "cancelled", "failed",
                     "interrupted"]
@@ -35,6 +35,9 @@ class JobEvent:
     reason: str | None = None  # refused / failed / cancelled / interrupted: the failure table's outcome
     position: int | None = None  # queued: 1 = next to start
     progress: ProgressEvent | None = None  # progress: the engine's event
+    origin: str = "other"  # how the request came: "prefix", "slash" or "button" (Reporter.origin)
+    summary: LossSummary | None = None  # done: the engine's summary (device, iterations, seconds)
+    result_bytes: int = 0  # done: bytes uploaded (picture and chart)
 
     @property
     def final(self) -> bool:

@@ -43,7 +43,7 @@ from bot.reruns import RerunCache, RerunEntry, shrink_inputs
 from bot.views import cancel_view, result_view
 from nst_engine.errors import Cancelled
 from nst_engine.pool.protocol import JobHandle, StyleBackend, StyleRequest
-from nst_engine.types import StyleOptions, StyleResult
+from nst_engine.types import LossSummary, StyleOptions, StyleResult
 
 log = logging.getLogger("bot.jobs")
 
@@ -80,6 +80,9 @@ class ActiveJob:
     cancel_button: discord.ui.View | None = None  # on every status message until the job ends
     delivering: bool = False  # the picture is made; only its delivery is left (the queue slot is free)
     status_noted: bool = False  # the status message's place is in the journal
+    origin: str = "other"  # Reporter.origin: prefix, slash or button
+    summary: LossSummary | None = None  # set when the engine finished
+    result_bytes: int = 0  # set when the result was uploaded
 
     @property
     def preset(self) -> str | None:
@@ -107,7 +110,7 @@ class JobService:
         self.observers: list[JobObserver] = list(observers)
         self.downloader = Downloader(timeout=settings.download_timeout)
         self.queue = FairQueue(
-            slots=max(1, backend.capacity),
+            slots=lambda: backend.capacity,  # re-read: a Ray cluster grows and shrinks
             max_queue=settings.max_queue,
             user_max_running=settings.user_max_running,
             user_max_waiting=settings.user_max_waiting,
@@ -173,7 +176,8 @@ class JobService:
     async def handle_request(self, reporter: Reporter, sources: Sequence[Source], args: StyleArgs) -> None:
         """Everything for one request; never raises (every ending becomes a message and an event)."""
         user, guild = reporter.user, reporter.guild
-        job = ActiveJob(job_id=uuid.uuid4().hex[:10], user_id=user.id, guild_id=guild.id if guild else None)
+        job = ActiveJob(job_id=uuid.uuid4().hex[:10], user_id=user.id, guild_id=guild.id if guild else None,
+                        origin=reporter.origin)
         job_id = job.job_id
         outcome: str = "error"
         kind: EventKind = "failed"
@@ -231,6 +235,7 @@ class JobService:
             # The worker's part is over: free its slot now, a delivery Discord delays must not hold the queue.
             self.queue.release(job.ticket)
             job.delivering = True
+            job.summary = result.summary
 
             # 4. Delivery (the inputs are kept for the re-run buttons first); kept and tried again while Discord
             # refuses it (5xx, or 429 beyond discord.py's retries).
@@ -247,7 +252,7 @@ class JobService:
                 self.active.pop(job_id, None)  # the user has it: nothing left to cancel
                 await self.journal.set_job_state(job_id, "done")
 
-            await self.redelivery.run(
+            job.result_bytes = await self.redelivery.run(
                 lambda: deliver_result(reporter, result, job_id=job_id, view=view, on_sent=delivered),
                 job_id=job_id, on_retry=will_come)
             outcome, kind = "done", "done"
@@ -268,6 +273,8 @@ class JobService:
                 job_id, user.id, job.guild_id or "dm", job.preset or "?", outcome,
                 job.timings.get("download", 0.0), job.timings.get("queued", 0.0), job.timings.get("ran", 0.0),
                 job.timings["total"],
+                extra={"job_id": job_id, "user_id": user.id, "guild_id": job.guild_id, "preset": job.preset,
+                       "seconds": round(job.timings["total"], 3), "outcome": outcome, "origin": job.origin},
             )
 
     def cancel(self, job_id: str, *, by: discord.abc.User, moderator: bool) -> str:
@@ -392,8 +399,10 @@ class JobService:
             log.exception("could not update job %s in the journal", job.job_id)
 
     def _emit(self, kind: EventKind, job: ActiveJob, **details: Any) -> None:
+        if kind == "done":
+            details.update(summary=job.summary, result_bytes=job.result_bytes)
         event = JobEvent(kind=kind, job_id=job.job_id, user_id=job.user_id, guild_id=job.guild_id,
-                         preset=job.preset, timings=dict(job.timings), **details)
+                         preset=job.preset, timings=dict(job.timings), origin=job.origin, **details)
         for observer in list(self.observers):
             try:
                 observer(event)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -37,10 +38,18 @@ class Ticket:
 
 
 class FairQueue:
-    def __init__(self, *, slots: int, max_queue: int, user_max_running: int = 1, user_max_waiting: int = 1):
-        if slots < 1:
+    def __init__(
+        self,
+        *,
+        slots: int | Callable[[], int],
+        max_queue: int,
+        user_max_running: int = 1,
+        user_max_waiting: int = 1,
+    ):
+        # A callable is read at every decision: a Ray cluster's capacity follows the machines that join and leave.
+        if isinstance(slots, int) and slots < 1:
             raise ValueError("slots must be at least 1")
-        self.slots = slots
+        self._slots = slots if callable(slots) else (lambda: slots)
         self.max_queue = max_queue
         self.user_max_running = user_max_running
         self.user_max_waiting = user_max_waiting
@@ -52,6 +61,11 @@ class FairQueue:
         self._changed = asyncio.Event()
 
     # -- inspection ------------------------------------------------------------------------------------
+
+    @property
+    def slots(self) -> int:
+        """How many jobs may run at once right now (at least 1)."""
+        return max(1, self._slots())
 
     @property
     def waiting(self) -> int:

@@ -284,22 +284,22 @@ class _Run:
         return points
 
 
-def _optimise_adam(
+def _optimize_adam(
     x0: torch.Tensor, objective: _Objective, run: _Run, index: int, preset: Preset
 ) -> torch.Tensor:
     """Adam on the pixels with iterate averaging; returns the averaged image (less noisy than the last iterate)."""
     x = x0.detach().clone().requires_grad_(True)
     lr = preset.lr if index == 0 or preset.refine_lr is None else preset.refine_lr
-    optimiser = torch.optim.Adam([x], lr=lr)
+    optimizer = torch.optim.Adam([x], lr=lr)
     average = x.detach().clone()
     decay = preset.average_decay
     for iteration in range(1, run.scales[index].iterations + 1):
         run.check_stop()
         tick = time.perf_counter()
-        optimiser.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         loss, terms = objective(x)
         loss.backward()
-        optimiser.step()
+        optimizer.step()
         with torch.no_grad():
             x.clamp_(0, 1)
             # Debiased EMA: early on the average is dominated by recent iterates rather than the start image.
@@ -309,17 +309,17 @@ def _optimise_adam(
     return average
 
 
-def _optimise_lbfgs(x0: torch.Tensor, objective: _Objective, run: _Run, index: int) -> torch.Tensor:
+def _optimize_lbfgs(x0: torch.Tensor, objective: _Objective, run: _Run, index: int) -> torch.Tensor:
     """L-BFGS with its tolerances disabled, so it always runs the full schedule; one evaluation per iteration."""
     # L-BFGS flattens gradients with .view(), which needs the default contiguous layout.
     x = x0.detach().contiguous().clone().requires_grad_(True)
-    optimiser = torch.optim.LBFGS(
+    optimizer = torch.optim.LBFGS(
         [x], lr=1.0, max_iter=1, max_eval=1, history_size=50, tolerance_grad=-1.0, tolerance_change=-1.0
     )
     latest: dict[str, torch.Tensor] = {}
 
     def closure() -> torch.Tensor:
-        optimiser.zero_grad(set_to_none=True)
+        optimizer.zero_grad(set_to_none=True)
         loss, terms = objective(x)
         loss.backward()
         latest.update(terms)
@@ -328,7 +328,7 @@ def _optimise_lbfgs(x0: torch.Tensor, objective: _Objective, run: _Run, index: i
     for iteration in range(1, run.scales[index].iterations + 1):
         run.check_stop()
         tick = time.perf_counter()
-        optimiser.step(closure)
+        optimizer.step(closure)
         with torch.no_grad():
             x.clamp_(0, 1)
         run.after_step(index, iteration, latest, time.perf_counter() - tick, lambda: x)
@@ -442,9 +442,9 @@ def stylize(
             image = _resize(image, scale.width, scale.height)
         image = _cl(image)
         if settings.optimizer == "lbfgs":
-            image = _optimise_lbfgs(image, objective, run, index)
+            image = _optimize_lbfgs(image, objective, run, index)
         else:
-            image = _optimise_adam(image, objective, run, index, settings.preset)
+            image = _optimize_adam(image, objective, run, index, settings.preset)
     assert image is not None
 
     with torch.no_grad():

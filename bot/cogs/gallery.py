@@ -135,7 +135,7 @@ class GalleryCog(commands.GroupCog, group_name="style-gallery", group_descriptio
                 f"`{self.settings.bot_prefix}style {entry.name}` with one image attached, "
                 "or right-click a message with an image → Apps → **Stylize**."
             ),
-            colour=COLOR_OK,
+            color=COLOR_OK,
         )
         embed.set_thumbnail(url="attachment://painting.jpg")
         embed.set_footer(text=self._usage_text(count, used))
@@ -184,7 +184,7 @@ class GalleryCog(commands.GroupCog, group_name="style-gallery", group_descriptio
                 empty_text="No paintings yet: a moderator adds them with /style-gallery add.",
             )
         sheet = await asyncio.to_thread(gallery_sheet_jpeg, server)
-        embed = discord.Embed(title="Paintings", colour=COLOR_INFO)
+        embed = discord.Embed(title="Paintings", color=COLOR_INFO)
         embed.add_field(
             name="Built-in (everywhere)",
             value="\n".join(f"**{p.name}** · {p.artist}, {p.year}" for p in BUILTINS),
@@ -234,7 +234,7 @@ class GalleryCog(commands.GroupCog, group_name="style-gallery", group_descriptio
             title="Painting removed",
             description=f"**{entry.name}** is no longer in this server's gallery. Jobs already waiting with it "
             "still finish.",
-            colour=COLOR_OK,
+            color=COLOR_OK,
         )
         embed.set_footer(text=self._usage_text(count, used))
         await interaction.response.send_message(embed=embed, ephemeral=True)

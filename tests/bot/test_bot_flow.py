@@ -218,10 +218,10 @@ async def test_observer_errors_do_not_fail_the_job(settings: Settings, db: Datab
 
 async def test_drain_finishes_running_jobs_and_interrupts_the_rest(settings: Settings, db: Database) -> None:
     events: list[JobEvent] = []
-    backend = MemoryBackend(auto_finish=False)
+    backend = MemoryBackend(capacity=2, auto_finish=False)
     jobs = service(settings, db, backend, events)
     finishing, stuck_reporter, waiting_reporter = (MemoryReporter(User(i)) for i in (1, 2, 3))
-    jobs.queue.slots = 2  # as if the backend had two workers
+    assert jobs.queue.slots == 2  # the queue follows the backend's two workers
     jobs.submit(finishing, SOURCES, StyleArgs())
     jobs.submit(stuck_reporter, SOURCES, StyleArgs())
     await until(lambda: len(backend.jobs) == 2, "two jobs running")

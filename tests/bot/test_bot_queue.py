@@ -94,3 +94,15 @@ async def test_wait_changed_fires_on_release():
     await asyncio.wait_for(changed, 1)
     assert await asyncio.wait_for(turn, 1) is True
     assert q.user_counts(2) == (1, 0)
+
+
+async def test_slots_follow_a_backend_whose_capacity_changes():
+    capacity = [1]
+    q = FairQueue(slots=lambda: capacity[0], max_queue=10, user_max_running=1, user_max_waiting=1)
+    a, b = q.enqueue(1, "a"), q.enqueue(2, "b")
+    assert (a.state, b.state) == ("running", "waiting")
+    capacity[0] = 0  # every machine gone: one job may still go to the backend, which holds it until one returns
+    assert q.slots == 1
+    capacity[0] = 2  # a second machine joined: the next decision uses it
+    c = q.enqueue(3, "c")
+    assert (b.state, c.state) == ("running", "waiting")

@@ -165,6 +165,9 @@ class Gateway:
             self.heartbeats += 1
             await conn.send({"op": HEARTBEAT_ACK, "d": None})
         elif op == IDENTIFY:
+            if int((d or {}).get("intents", 0)) & MESSAGE_CONTENT and not self.fake.config.app_flags & (3 << 18):
+                await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
+                return None
             return await self._identify(conn, d or {})
         elif op == RESUME:
             return await self._resume(conn, d or {})
@@ -199,7 +202,7 @@ class Gateway:
             "session_id": session.id,
             "resume_gateway_url": fake.gateway_url,
             "shard": [shard_id, count],
-            "application": {"id": str(fake.application_id), "flags": 1 << 19},
+            "application": {"id": str(fake.application_id), "flags": fake.config.app_flags},
             "private_channels": [],
             "relationships": [],
             "presences": [],

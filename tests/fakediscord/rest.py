@@ -206,7 +206,7 @@ def _app_info(fake: FakeDiscord) -> dict[str, Any]:
         "summary": "",
         "verify_key": "0" * 64,
         "team": None,
-        "flags": 1 << 19,  # GATEWAY_MESSAGE_CONTENT_LIMITED
+        "flags": fake.config.app_flags,  # default GATEWAY_MESSAGE_CONTENT_LIMITED
         "interactions_endpoint_url": None,
         "tags": [],
     }

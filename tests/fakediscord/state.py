@@ -596,3 +596,6 @@ class FakeConfig:
     #: what GET /gateway/bot recommends; clients that IDENTIFY with [shard_id, num_shards] get only the guilds
     #: (and their events) of their shard, DMs going to shard 0 as on Discord
     shard_count: int = 1
+    #: the application's flags (GET /applications/@me); without GATEWAY_MESSAGE_CONTENT(_LIMITED), 1 << 18 or
+    #: 1 << 19, an IDENTIFY asking for the message_content intent is closed with 4014 "Disallowed intent(s)"
+    app_flags: int = 1 << 19
