@@ -29,7 +29,7 @@ RESTART_NOTICE = (
     "{mention} the bot restarted while your style transfer job was running, so it was lost. "
     "Please send it again."
 )
-RESTART_STATUS = "Interrupted: the bot restarted before this job finished, so it was lost. Please send it again."
+RESTART_STATUS = "{mention} interrupted: the bot restarted before this job finished, so it was lost. Please send it again."
 GENERIC_ERROR = GENERIC
 
 
@@ -176,7 +176,7 @@ class StyleBot(commands.Bot):
             if not isinstance(channel, discord.abc.Messageable) or not hasattr(channel, "get_partial_message"):
                 return None
             message: discord.PartialMessage = channel.get_partial_message(rec.status_message_id)
-            await message.edit(content=RESTART_STATUS, embed=None, view=None)
+            await message.edit(content=RESTART_STATUS.format(mention=f"<@{rec.user_id}>"), embed=None, view=None)
         except discord.HTTPException as exc:
             log.info("job %s: its status message could not be updated after the restart (%s)", rec.job_id, exc)
             return None

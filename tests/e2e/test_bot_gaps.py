@@ -85,7 +85,8 @@ async def test_a_download_in_flight_at_a_stop_is_told_after_the_restart(fake, tm
             since=0)
         assert "restarted" in notice.content
         assert fake.member.id in {u.id for u in notice.mentions} or fake.member.mention in notice.content
-        await fake.wait_for(lambda: status.content.startswith("Interrupted"), timeout=10, what="old status updated")
+        await fake.wait_for(lambda: "interrupted: the bot restarted" in status.content, timeout=10,
+                            what="old status updated")
         assert status.custom_ids() == []  # its Cancel button is gone
         await fake.wait_for(lambda: not bot._background, timeout=10, what="the restart notices are done")
     db = Database(settings.database_path)
