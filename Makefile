@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 SHARED_WEIGHTS := ../shared/weights/vgg19_features_fp16.pth
 SHARED_IMAGES := ../shared/images
 
-.PHONY: install run doctor test lint typecheck demo bench gallery gallery-sheet gpu-check clean
+.PHONY: install run doctor test lint typecheck demo bench gallery gallery-sheet gpu-check soak clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -64,6 +64,10 @@ gallery: $(STAMP)
 # Everything a GPU must prove, in one call (at most ~6 minutes); one line and exit 0 without a GPU.
 gpu-check: $(STAMP)
 	$(BIN)/python -m benchmarks.gpu_check --output out/gpu-check.txt
+
+# The soak run: 200+ requests with every fault against the real bot and worker pool (a few minutes; README: Reliability).
+soak: $(STAMP)
+	$(BIN)/python -m benchmarks.soak
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .ruff_cache

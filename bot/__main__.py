@@ -215,6 +215,13 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(settings, str):
         print(settings, file=sys.stderr)
         return CONFIG_ERROR
+    from bot.db import preflight as database_preflight
+
+    # Before logging in: a database the bot cannot use is one clear line and exit 2, not a traceback loop.
+    problem = database_preflight(settings.database_path, retention=settings.job_retention_days * 86400)
+    if problem:
+        print(problem, file=sys.stderr)
+        return CONFIG_ERROR
     assert settings.discord_token is not None
     setup_logging(settings.log_level, settings.log_format, secrets=[settings.discord_token.get_secret_value()])
     problem = preflight(settings)

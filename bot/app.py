@@ -14,6 +14,7 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.db import Database, JobRecord
+from bot.delivery import pings
 from bot.events import JobObserver
 from bot.failures import GENERIC, describe_command_error
 from bot.gallery import GalleryStore, PaintingCatalog
@@ -28,6 +29,7 @@ RESTART_NOTICE = (
     "{mention} the bot restarted while your style transfer job was running, so it was lost. "
     "Please send it again."
 )
+RESTART_STATUS = "{mention} interrupted: the bot restarted before this job finished, so it was lost. Please send it again."
 GENERIC_ERROR = GENERIC
 
 
@@ -73,7 +75,8 @@ class StyleBot(commands.Bot):
             command_prefix=commands.when_mentioned_or(self.settings.bot_prefix),
             intents=intents,
             help_command=None,
-            allowed_mentions=discord.AllowedMentions(everyone=False, roles=False, users=True, replied_user=True),
+            # Nobody is pinged unless a message says whom (delivery.pings): filenames and other user text never ping.
+            allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=StyleTree,
             **options,
         )
@@ -81,7 +84,7 @@ class StyleBot(commands.Bot):
         self.manage_backend = backend is None if manage_backend is None else manage_backend
         self._engine_overrides = dict(engine_overrides or {})  # handed to the job service, which reads them per job
         self._observers = list(observers)
-        self.db = Database(self.settings.database_path)
+        self.db = Database(self.settings.database_path, retention=self.settings.job_retention_days * 86400)
         self.ceilings = Limits.from_settings(self.settings)
         self.limits_for = LimitsLookup(self.ceilings, self.db)
         self.jobs: JobService
@@ -152,7 +155,10 @@ class StyleBot(commands.Bot):
         await self.wait_until_ready()
         for rec in records:
             text = RESTART_NOTICE.format(mention=f"<@{rec.user_id}>")
-            if not await self._tell_channel(rec.channel_id, text):
+            who = discord.Object(id=rec.user_id)
+            # The old status message says what happened and loses its Cancel button; the notice replies to it.
+            status = await self._close_status(rec)
+            if not await self._tell_channel(rec.channel_id, text, who, reply_to=status):
                 try:
                     user = await self.fetch_user(rec.user_id)
                     await user.send(text)
@@ -161,12 +167,34 @@ class StyleBot(commands.Bot):
             await self.db.set_job_state(rec.job_id, "interrupted")
             log.info("job %s user=%s outcome=interrupted-by-restart (user told)", rec.job_id, rec.user_id)
 
-    async def _tell_channel(self, channel_id: int, text: str) -> bool:
+    async def _close_status(self, rec: JobRecord) -> discord.PartialMessage | None:
+        """Edit the job's old status message (no buttons any more); None when there is none or it is gone."""
+        if rec.status_channel_id is None or rec.status_message_id is None:
+            return None
+        try:
+            channel = self.get_channel(rec.status_channel_id) or await self.fetch_channel(rec.status_channel_id)
+            if not isinstance(channel, discord.abc.Messageable) or not hasattr(channel, "get_partial_message"):
+                return None
+            message: discord.PartialMessage = channel.get_partial_message(rec.status_message_id)
+            await message.edit(content=RESTART_STATUS.format(mention=f"<@{rec.user_id}>"), embed=None, view=None)
+        except discord.HTTPException as exc:
+            log.info("job %s: its status message could not be updated after the restart (%s)", rec.job_id, exc)
+            return None
+        return message
+
+    async def _tell_channel(
+        self, channel_id: int, text: str, who: discord.abc.Snowflake, *, reply_to: discord.PartialMessage | None
+    ) -> bool:
         try:
             channel = self.get_channel(channel_id) or await self.fetch_channel(channel_id)
             if not isinstance(channel, discord.abc.Messageable):
                 return False
-            await channel.send(text)
+            same_channel = reply_to is not None and reply_to.channel.id == channel_id
+            reference = reply_to.to_reference(fail_if_not_exists=False) if same_channel and reply_to else None
+            if reference is not None:
+                await channel.send(text, allowed_mentions=pings(who), reference=reference)
+            else:
+                await channel.send(text, allowed_mentions=pings(who))
         except discord.HTTPException:
             return False
         return True

@@ -30,6 +30,7 @@ class Settings(BaseSettings):
     database_path: Path = Path("data/bot.sqlite3")
     command_guild_id: int | None = None  # sync slash commands to this one server at once (development)
     sync_commands: bool = True
+    job_retention_days: float = Field(30.0, gt=0)  # finished jobs are pruned from the journal after this
 
     # Bot-wide ceilings; a server's own limits can only be lower.
     max_file_mb: float = Field(8.0, gt=0)
@@ -44,6 +45,7 @@ class Settings(BaseSettings):
     max_queue: int = Field(20, ge=1)
 
     download_timeout: float = Field(20.0, gt=0)
+    delivery_retry_seconds: float = Field(10.0, gt=0)  # first pause before re-sending a result Discord refused
     progress_edit_interval: float = Field(2.5, ge=0.5)
     preview_interval: float = Field(0.0, ge=0)  # seconds between preview images in the status; 0 = none
     rerun_cache_size: int = Field(32, ge=0)  # jobs whose inputs are kept for the re-run buttons

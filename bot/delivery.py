@@ -83,6 +83,16 @@ def _where(channel: discord.abc.Messageable) -> str:
     return mention or "that channel"
 
 
+class Undeliverable(Exception):
+    """Neither the channel nor the user's DMs take the bot's message; the message says why, for the log and the
+    status message (which the bot may still be able to edit)."""
+
+
+def pings(user: discord.abc.Snowflake) -> discord.AllowedMentions:
+    """Ping this user and nobody else (the bot's default pings nobody: user text must never ping anyone)."""
+    return discord.AllowedMentions(everyone=False, roles=False, users=[user], replied_user=False)
+
+
 class Reporter:
     """The surface a job talks to. ``status`` edits one message; ``send`` posts the result."""
 
@@ -90,6 +100,11 @@ class Reporter:
     channel: discord.abc.Messageable
     guild: discord.Guild | None
     origin: str = "other"  # how the request came: "prefix", "slash" or "button" (metrics and logs)
+
+    @property
+    def status_ref(self) -> tuple[int, int] | None:
+        """(channel id, message id) of the status message, once there is one (kept in the journal)."""
+        return None
 
     @property
     def upload_limit(self) -> int:
@@ -116,7 +131,7 @@ class Reporter:
         """Post in the channel; where Discord forbids it (missing permissions), post in the user's DMs."""
         if embeds and drops_embeds(self.channel):
             content, embeds = with_embed_text(content, embeds), []
-        kwargs: dict[str, Any] = {"content": content, "embeds": embeds}
+        kwargs: dict[str, Any] = {"content": content, "embeds": embeds, "allowed_mentions": pings(self.user)}
         if view is not None:
             kwargs["view"] = view
         try:
@@ -130,9 +145,21 @@ class Reporter:
             log.info("forbidden in channel %s; sending to user %s by DM", getattr(self.channel, "id", "?"),
                      self.user.id)
             kwargs["content"] = f"{reason}, so I'm sending this here.\n{content}"
-            message = await self.user.send(files=files(), **kwargs)
+            message = await self._send_dm(reason, files=files(), **kwargs)
             self.dm_reason = reason
             return message
+
+    async def _send_dm(self, reason: str, **kwargs: Any) -> discord.Message:
+        """The user's DMs, the last place to answer; raises Undeliverable (logged with both reasons) if closed."""
+        try:
+            return await self.user.send(**kwargs)
+        except discord.Forbidden as exc:
+            log.warning("cannot answer user %s: %s, and their DMs refuse the bot (%s %s)", self.user.id, reason,
+                        exc.status, exc.code)
+            raise Undeliverable(
+                f"{reason}, and your direct messages are closed to me (Discord code {exc.code}), so I could not "
+                "deliver this. Ask a moderator to give me the permission, or open your DMs, then send it again."
+            ) from exc
 
     # Set once something meant for the channel went to the user's DMs: "I'm missing ... in #channel".
     dm_reason: str | None = None
@@ -155,6 +182,12 @@ class InteractionReporter(Reporter):
         self.lifetime = lifetime
         self.expired = False
         self._status: discord.WebhookMessage | None = None  # a follow-up replacing a deleted original
+        self._original: discord.InteractionMessage | None = None
+
+    @property
+    def status_ref(self) -> tuple[int, int] | None:
+        message = self._status or self._original
+        return (message.channel.id, message.id) if message is not None else None
 
     @property
     def origin(self) -> str:  # type: ignore[override]
@@ -181,7 +214,7 @@ class InteractionReporter(Reporter):
             kwargs["attachments"] = list(files)
         try:
             if self._status is None:
-                await self.interaction.edit_original_response(**kwargs)
+                self._original = await self.interaction.edit_original_response(**kwargs)
             else:
                 await self._status.edit(**kwargs)
         except discord.HTTPException as exc:
@@ -208,7 +241,8 @@ class InteractionReporter(Reporter):
     async def send(self, *, content, embeds, files, view) -> discord.Message | None:
         if self.token_usable():
             try:
-                kwargs: dict = {"content": content, "embeds": embeds, "files": files(), "wait": True}
+                kwargs: dict = {"content": content, "embeds": embeds, "files": files(), "wait": True,
+                                "allowed_mentions": pings(self.user)}
                 if view is not None:
                     kwargs["view"] = view
                 return await self.interaction.followup.send(**kwargs)
@@ -236,6 +270,10 @@ class MessageReporter(Reporter):
         self._reference: discord.MessageReference | None = message.to_reference(fail_if_not_exists=False)
         self._status: discord.Message | None = None
         self._note: str | None = None  # why we answer in DMs, kept at the top of the status there
+
+    @property
+    def status_ref(self) -> tuple[int, int] | None:
+        return (self._status.channel.id, self._status.id) if self._status is not None else None
 
     async def status(self, content=None, *, embed=None, view=None, files=()) -> None:
         if embed is not None and drops_embeds(self.channel):
@@ -271,13 +309,15 @@ class MessageReporter(Reporter):
         self._note = f"{reason}, so I'm answering here."
         log.info("forbidden in channel %s; moving job status for user %s to DMs", getattr(self.channel, "id", "?"),
                  self.user.id)
-        self.channel = await self.user.create_dm()
-        self._reference = None
         kwargs.pop("reference", None)
-        self.dm_reason = reason
+        kwargs.pop("mention_author", None)
         kwargs["content"] = f"{self._note}\n{content}" if content else self._note
         kwargs["files"] = _rewound(files)
-        return await self.channel.send(**kwargs)
+        message = await self._send_dm(reason, **kwargs)
+        self.channel = message.channel
+        self._reference = None
+        self.dm_reason = reason
+        return message
 
     async def send(self, *, content, embeds, files, view) -> discord.Message | None:
         return await self._channel_send(
@@ -313,10 +353,11 @@ def preview_file(event: ProgressEvent) -> discord.File | None:
 
 
 async def deliver_result(
-    reporter: Reporter, result: StyleResult, *, job_id: str, view: discord.ui.View | None, attempts: int = 4
+    reporter: Reporter, result: StyleResult, *, job_id: str, view: discord.ui.View | None, attempts: int = 4,
+    on_sent: Callable[[], Awaitable[None]] | None = None,
 ) -> int:
     """Post the picture (and the loss chart when it fits) within the upload limit, then mark the status done;
-    returns the bytes uploaded (picture and chart).
+    returns the bytes uploaded (picture and chart). ``on_sent`` is awaited as soon as Discord has the picture.
 
     Discord's real limit can be lower than the one it announces: on 413 the chart is dropped and the picture is
     re-encoded at half the size, up to ``attempts`` times. Raises DeliveryFailed when nothing fits.
@@ -358,6 +399,8 @@ async def deliver_result(
             budget = len(data) // 2
             note = "re-encoded smaller to fit this server's upload limit"
             continue
+        if on_sent is not None:  # at once: a stop from here on must not report the job as lost
+            await on_sent()
         await best_effort(reporter.status(_done_text(reporter, sent), embed=None, view=None))
         return len(data) + (len(chart) if chart_now else 0)
     raise DeliveryFailed(

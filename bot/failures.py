@@ -11,13 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
+import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.delivery import DeliveryFailed
+from bot.db import DatabaseUnavailable
+from bot.delivery import DeliveryFailed, Undeliverable
 from bot.downloads import DownloadError
 from bot.policy import Refusal, image_refusal, sentence
 from bot.queue import QueueFull, QueueRefused
+from bot.redelivery import is_transient, reason
 from nst_engine.errors import (
     Cancelled,
     EncodeError,
@@ -90,8 +93,21 @@ FAILURES: tuple[tuple[type[BaseException], Rule], ...] = (
         expected=False)),
     (PoolError, lambda e, c: Failure("pool-failed", f"The worker pool failed: {sentence(str(e))}")),
     (NSTError, lambda e, c: Failure("engine-failed", f"The style transfer failed: {sentence(str(e))}")),
+    (Undeliverable, lambda e, c: Failure("undeliverable", str(e))),
+    (discord.HTTPException, lambda e, c: _discord_refused(cast(discord.HTTPException, e))),
     (Exception, lambda e, c: Failure("error", GENERIC, expected=False)),
 )
+
+
+def _discord_refused(exc: discord.HTTPException) -> Failure:
+    if is_transient(exc):
+        return Failure("discord-unavailable",
+                       f"Discord kept refusing to take the result ({reason(exc)}) for several minutes, so it is lost. "
+                       "Please send your request again later.")
+    # Any other refusal is the bot's own mistake: logged with its traceback, but the user still hears why.
+    return Failure("discord-refused",
+                   f"Discord refused my message (HTTP {exc.status}, code {exc.code}). It has been logged; please "
+                   "try again.", expected=False)
 
 
 def permission_names(names: list[str]) -> str:
@@ -116,6 +132,9 @@ COMMAND_ERRORS: tuple[tuple[tuple[type[BaseException], ...], Callable[[BaseExcep
 
 def describe_command_error(error: BaseException) -> str | None:
     """The user's message for a command error, or None for a bug (log it, answer with GENERIC)."""
+    original = getattr(error, "original", error)
+    if isinstance(original, DatabaseUnavailable):  # settings not saved: the database is locked or read-only
+        return str(original)
     for kinds, message in COMMAND_ERRORS:
         if isinstance(error, kinds):
             return message(error)

@@ -38,6 +38,7 @@ from bot.limits import Limits
 from bot.parsing import StyleArgs
 from bot.policy import InputFile, Inputs, Refusal, Source, plan_request
 from bot.queue import FairQueue, Ticket
+from bot.redelivery import Redelivery, reason
 from bot.reruns import RerunCache, RerunEntry, shrink_inputs
 from bot.views import cancel_view, result_view
 from nst_engine.errors import Cancelled
@@ -57,6 +58,8 @@ class JobJournal(Protocol):
 
     async def set_job_state(self, job_id: str, state: str) -> None: ...
 
+    async def set_job_status_message(self, job_id: str, *, channel_id: int, message_id: int) -> None: ...
+
 
 LimitsLookup = Callable[[int | None], Awaitable[Limits]]  # guild id (None: a DM) -> the limits that apply
 
@@ -75,6 +78,8 @@ class ActiveJob:
     cancelled_by: str | None = None
     interrupted: bool = False  # stopped by a shutdown (drain), not by a person
     cancel_button: discord.ui.View | None = None  # on every status message until the job ends
+    delivering: bool = False  # the picture is made; only its delivery is left (the queue slot is free)
+    status_noted: bool = False  # the status message's place is in the journal
     origin: str = "other"  # Reporter.origin: prefix, slash or button
     summary: LossSummary | None = None  # set when the engine finished
     result_bytes: int = 0  # set when the result was uploaded
@@ -111,6 +116,8 @@ class JobService:
             user_max_waiting=settings.user_max_waiting,
         )
         self.reruns = RerunCache(max_entries=settings.rerun_cache_size, ttl=settings.rerun_cache_ttl)
+        first = settings.delivery_retry_seconds
+        self.redelivery = Redelivery(delays=[first * 3**i for i in range(4)])
         self.active: dict[str, ActiveJob] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.accepting = True
@@ -178,7 +185,7 @@ class JobService:
         try:
             # 1. Policy: limits, fair-queue admission, options, metadata; nothing is downloaded before these pass.
             limits = await self.limits_for(job.guild_id)
-            downloading = [j for j in self.active.values() if j.ticket is None]
+            downloading = [j for j in self.active.values() if j.ticket is None and not j.delivering]
             pending = sum(1 for j in downloading if j.user_id == user.id)
             self.queue.check_admission(user.id, pending=pending, pending_total=len(downloading))
             plan = plan_request(
@@ -191,11 +198,18 @@ class JobService:
             job.cancel_button = cancel_view(job_id)
             self.active[job_id] = job
             self._emit("accepted", job)
+            # Journaled from acceptance, so a stop during the download is reported after the restart too.
+            await self.journal.record_job(job_id, user_id=user.id, guild_id=job.guild_id,
+                                          channel_id=_channel_id(reporter))
+            recorded = True
 
             # 2. Inputs: download and decode the attachments.
             files = [s for s in sources if isinstance(s, InputFile)]
+            # Started before the status shows its Cancel button, so a Cancel always finds a download to stop.
+            job.download = asyncio.ensure_future(self.downloader.fetch(sources, limits))
             if files:
-                await reporter.status(f"Downloading {len(files)} images…", view=job.cancel_button)
+                await best_effort(reporter.status(f"Downloading {len(files)} images…", view=job.cancel_button))
+                await self._note_status(job, reporter)
             inputs = await self._download(job, sources, limits)
             job.timings["download"] = time.monotonic() - job.started
             if job.cancelled_by:
@@ -207,9 +221,6 @@ class JobService:
                 owner=f"{job.guild_id or 'dm'}/{user.id}", timeout=self.settings.nst_job_timeout,
             )
             job.ticket = self.queue.enqueue(user.id, job_id)
-            await self.journal.record_job(job_id, user_id=user.id, guild_id=job.guild_id,
-                                          channel_id=_channel_id(reporter))
-            recorded = True
             title = plan.title
             await self._wait_turn(job, reporter, title)
             t_start = time.monotonic()
@@ -221,13 +232,29 @@ class JobService:
                 job.handle.cancel()
             result = await self._follow(job, reporter, title)
             job.timings["ran"] = time.monotonic() - t_start
+            # The worker's part is over: free its slot now, a delivery Discord delays must not hold the queue.
+            self.queue.release(job.ticket)
+            job.delivering = True
             job.summary = result.summary
 
-            # 4. Delivery (the inputs are kept for the re-run buttons first).
+            # 4. Delivery (the inputs are kept for the re-run buttons first); kept and tried again while Discord
+            # refuses it (5xx, or 429 beyond discord.py's retries).
             self.reruns.put(job_id, RerunEntry(inputs=shrink_inputs(inputs, self.settings.max_output_side),
                                                args=replace(args, preset=options.preset), guild_id=job.guild_id))
-            job.result_bytes = await deliver_result(reporter, result, job_id=job_id,
-                                                    view=result_view(job_id, preserved_colors=args.preserve_colors))
+            view = result_view(job_id, preserved_colors=args.preserve_colors)
+
+            async def will_come(exc: BaseException, delay: float) -> None:
+                await best_effort(reporter.status(
+                    f"{title}\nDone, but Discord would not take the picture just now ({reason(exc)}). I'm keeping "
+                    f"it and will try again in {delay:.0f} s: it will come here.", embed=None, view=None))
+
+            async def delivered() -> None:
+                self.active.pop(job_id, None)  # the user has it: nothing left to cancel
+                await self.journal.set_job_state(job_id, "done")
+
+            job.result_bytes = await self.redelivery.run(
+                lambda: deliver_result(reporter, result, job_id=job_id, view=view, on_sent=delivered),
+                job_id=job_id, on_retry=will_come)
             outcome, kind = "done", "done"
         except asyncio.CancelledError:
             outcome, kind = "interrupted", "interrupted"
@@ -281,7 +308,8 @@ class JobService:
 
     async def _download(self, job: ActiveJob, sources: Sequence[Source], limits: Limits) -> Inputs:
         """The downloader's fetch as a task the Cancel button can stop at once."""
-        job.download = asyncio.ensure_future(self.downloader.fetch(sources, limits))
+        if job.download is None:
+            job.download = asyncio.ensure_future(self.downloader.fetch(sources, limits))
         try:
             return await job.download
         except asyncio.CancelledError:
@@ -311,10 +339,18 @@ class JobService:
         finally:
             turn.cancel()
 
+    async def _note_status(self, job: ActiveJob, reporter: Reporter) -> None:
+        """Journal where the status message is (once), so a restart can update it."""
+        ref = reporter.status_ref
+        if ref is not None and not job.status_noted:
+            job.status_noted = True
+            await self.journal.set_job_status_message(job.job_id, channel_id=ref[0], message_id=ref[1])
+
     async def _follow(self, job: ActiveJob, reporter: Reporter, title: str) -> StyleResult:
         """Relay progress (status edits at most every ``progress_edit_interval``) until the result."""
         assert job.handle is not None
         await best_effort(reporter.status(f"{title}\nStarting…", view=job.cancel_button))
+        await self._note_status(job, reporter)
         interval = self.settings.progress_edit_interval
         last_edit = time.monotonic()
         last_preview = 0.0

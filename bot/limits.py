@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 
+from bot import fitting
 from bot.config import KNOWN_PRESETS, Settings
 
 MB = 1024 * 1024
@@ -54,6 +56,14 @@ class GuildLimits:
         return all(getattr(self, f.name) is None for f in fields(self))
 
 
+# The lowest value a limit may have: below these no image could ever be accepted (or the result not be made), so
+# every request in the server would fail. Values saved before the floors existed are raised to them when read.
+LIMIT_FLOORS: dict[str, float] = {
+    "max_file_mb": 0.1,
+    "max_megapixels": 0.1,
+    "max_output_side": 64,
+}
+
 LIMIT_LABELS = {
     "max_file_mb": "max file size (MB)",
     "max_megapixels": "max megapixels",
@@ -70,9 +80,9 @@ def effective_limits(ceilings: Limits, guild: GuildLimits | None) -> Limits:
     if guild.allowed_presets is not None:
         presets = tuple(p for p in ceilings.allowed_presets if p in guild.allowed_presets) or presets
     return Limits(
-        max_file_mb=_min(ceilings.max_file_mb, guild.max_file_mb),
-        max_megapixels=_min(ceilings.max_megapixels, guild.max_megapixels),
-        max_output_side=int(_min(ceilings.max_output_side, guild.max_output_side)),
+        max_file_mb=_bounded("max_file_mb", ceilings.max_file_mb, guild.max_file_mb),
+        max_megapixels=_bounded("max_megapixels", ceilings.max_megapixels, guild.max_megapixels),
+        max_output_side=int(_bounded("max_output_side", ceilings.max_output_side, guild.max_output_side)),
         allowed_presets=presets,
     )
 
@@ -95,8 +105,11 @@ class LimitsLookup:
         return effective_limits(self.ceilings, await self.store.guild_limits(guild_id))
 
 
-def _min(ceiling: float, value: float | None) -> float:
-    return ceiling if value is None else min(ceiling, value)
+def _bounded(name: str, ceiling: float, value: float | None) -> float:
+    """The server's value within [floor, ceiling] (the ceiling wins should it be below the floor)."""
+    if value is None:
+        return ceiling
+    return min(ceiling, max(LIMIT_FLOORS[name], value))
 
 
 def parse_presets(text: str) -> tuple[str, ...]:
@@ -104,7 +117,9 @@ def parse_presets(text: str) -> tuple[str, ...]:
     names = [part.strip().lower() for part in text.replace(" ", ",").split(",") if part.strip()]
     unknown = [n for n in names if n not in KNOWN_PRESETS]
     if unknown:
-        raise LimitError(f"Unknown preset {', '.join(unknown)}: choose from {', '.join(KNOWN_PRESETS)}.")
+        # Quoted back shortened: a pasted wall of text must still give a message that fits Discord's limits.
+        shown = fitting.value(", ".join(unknown), 200)
+        raise LimitError(f"Unknown preset {shown}: choose from {', '.join(KNOWN_PRESETS)}.")
     if not names:
         raise LimitError(f"Name at least one preset ({', '.join(KNOWN_PRESETS)}).")
     return tuple(p for p in KNOWN_PRESETS if p in names)
@@ -133,15 +148,19 @@ def apply_update(current: GuildLimits, ceilings: Limits, **changes: Any) -> Guil
             updates[name] = presets
             continue
         ceiling = getattr(ceilings, name)
-        if value <= 0:
-            raise LimitError(f"The {label} must be above 0.")
+        floor = LIMIT_FLOORS[name]
+        if not math.isfinite(value):
+            raise LimitError(f"The {label} must be a number between {_fmt(floor)} and {_fmt(ceiling)}.")
         if value > ceiling:
             raise LimitError(
                 f"The {label} can be at most {_fmt(ceiling)} on this bot (you asked for {_fmt(value)}); "
                 "the bot's owner sets that ceiling."
             )
-        if name == "max_output_side" and value < 64:
-            raise LimitError("The max output long side must be at least 64 px.")
+        if value < floor:
+            raise LimitError(
+                f"The {label} must be at least {_fmt(floor)} (you asked for {_fmt(value)}): below that no "
+                "picture could be accepted."
+            )
         updates[name] = int(value) if name == "max_output_side" else float(value)
     return replace(current, **updates)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot import fitting
 from bot.config import KNOWN_PRESETS
 
 STRENGTH_MIN = 0.25
@@ -37,7 +38,7 @@ def parse_style_args(text: str) -> StyleArgs:
         word = raw.strip().lower()
         if word in KNOWN_PRESETS:
             if preset is not None and preset != word:
-                raise ArgumentError(f"Choose one preset, not both `{preset}` and `{word}`.")
+                raise ArgumentError(f"Choose one preset, not both `{preset}` and `{fitting.value(word)}`.")
             preset = word
         elif word in COLOR_WORDS:
             colors = True
@@ -53,7 +54,7 @@ def parse_style_args(text: str) -> StyleArgs:
                 number = float(value)
             except ValueError:
                 raise ArgumentError(
-                    f"I don't understand `{raw}`: expected a preset ({', '.join(KNOWN_PRESETS)}), "
+                    f"I don't understand `{fitting.value(raw)}`: expected a preset ({', '.join(KNOWN_PRESETS)}), "
                     f"a strength from {STRENGTH_MIN:g} to {STRENGTH_MAX:g}, `colors`, or `seed=N`."
                 ) from None
             if strength is not None:

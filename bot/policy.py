@@ -12,6 +12,7 @@ from typing import Any
 import discord
 from PIL import Image
 
+from bot import fitting
 from bot.limits import Limits
 from bot.parsing import StyleArgs
 from nst_engine.errors import FileTooLargeError, ImageError, ImageTooSmallError, TooManyPixelsError
@@ -43,7 +44,8 @@ class InputFile:
 
     @classmethod
     def from_attachment(cls, a: discord.Attachment) -> InputFile:
-        return cls(a.filename, a.url, a.size, a.content_type, a.width, a.height)
+        # The name is only ever shown: made inert and short here, once, so every message that quotes it fits.
+        return cls(fitting.name(a.filename), a.url, a.size, a.content_type, a.width, a.height)
 
 
 @dataclass(frozen=True)

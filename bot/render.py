@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import discord
 
+from bot import fitting
 from bot.config import Settings
 from bot.gallery_builtin import BUILTINS
 from bot.limits import Limits
@@ -95,7 +96,8 @@ def result_embed(
 
 
 def error_embed(message: str, *, title: str = "Can't do that") -> discord.Embed:
-    return discord.Embed(title=title, description=message, color=COLOR_ERROR)
+    # Within Discord's limits whatever the message quotes: a refusal that cannot be sent is a refusal unheard.
+    return fitting.fit_embed(discord.Embed(title=title, description=message, color=COLOR_ERROR))
 
 
 def limits_embed(limits: Limits, *, ceilings: Limits, guild_name: str | None, max_styles: int) -> discord.Embed:

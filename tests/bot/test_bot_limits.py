@@ -32,7 +32,7 @@ def test_apply_update_validates_against_ceilings():
     assert updated == GuildLimits(max_file_mb=3, max_megapixels=2, max_output_side=300)
     with pytest.raises(LimitError, match=r"at most 8 .*you asked for 20"):
         apply_update(GuildLimits(), CEILINGS, max_file_mb=20)
-    with pytest.raises(LimitError, match="above 0"):
+    with pytest.raises(LimitError, match=r"at least 0\.1"):
         apply_update(GuildLimits(), CEILINGS, max_megapixels=0)
     with pytest.raises(LimitError, match="at least 64"):
         apply_update(GuildLimits(), CEILINGS, max_output_side=10)

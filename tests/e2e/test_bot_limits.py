@@ -32,17 +32,20 @@ async def test_admin_sets_limits_and_members_are_held_to_them(fake, tmp_path, po
         _, text = await slash(fake, "set", {"allowed_presets": "fast,turbo"}, user=fake.admin)
         assert "Unknown preset turbo" in text
 
-        record, text = await slash(fake, "set", {"max_file_mb": 0.01, "allowed_presets": "fast"}, user=fake.owner)
-        assert "limits updated" in text and "Max file size: 0.01 MB (bot-wide: 8 MB)" in text
+        # Below the floor: refused (0.01 MB would refuse every picture).
+        _, text = await slash(fake, "set", {"max_file_mb": 0.01}, user=fake.admin)
+        assert "must be at least 0.1 (you asked for 0.01)" in text
+        record, text = await slash(fake, "set", {"max_file_mb": 0.1, "allowed_presets": "fast"}, user=fake.owner)
+        assert "limits updated" in text and "Max file size: 0.1 MB (bot-wide: 8 MB)" in text
         assert not record.original.ephemeral
 
         # Everyone sees the new limits, and a request above them is refused before downloading.
         _, text = await slash(fake, "show")
         assert "Presets: fast" in text
         await fake.post_message(fake.channel, fake.member, "!style",
-                                attachments=[("c.png", png(100, 100, seed=1)), ("s.png", png(seed=2))])
+                                attachments=[("c.png", png(220, 220, seed=1)), ("s.png", png(seed=2))])
         msg = await fake.wait_for_message(fake.channel, is_error)
-        assert "`c.png` (content image) is" in embed_text(msg) and "the limit here is 0.01 MB" in embed_text(msg)
+        assert "`c.png` (content image) is" in embed_text(msg) and "the limit here is 0.1 MB" in embed_text(msg)
         await fake.post_message(fake.channel, fake.member, "!style quality",
                                 attachments=[("c.png", png(seed=1)), ("s.png", png(seed=2))])
         msg = await fake.wait_for_message(fake.channel, is_error)

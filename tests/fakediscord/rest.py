@@ -110,6 +110,11 @@ async def handle(fake: FakeDiscord, request: web.Request) -> web.StreamResponse:
             rec.status, rec.error_code = 429, None
             fake._notify()
             return _429(rule, f"{method} {pattern}")
+        outage = fake.take_server_error(request.method, path)
+        if outage is not None:
+            rec.status, rec.error_code = outage.status, 0
+            fake._notify()
+            return discord_json({"message": "Service Unavailable", "code": 0}, status=outage.status)
         call = Call(fake, request, m.groupdict(), json_body, files, rec)
         try:
             if pattern not in _NO_AUTH:

@@ -50,6 +50,13 @@ class RateLimitRule:
     scope: str
 
 
+@dataclass
+class ServerErrorRule:
+    pattern: re.Pattern[str]
+    remaining: int
+    status: int
+
+
 class FakeDiscord(DriverMixin):
     """A fake Discord on 127.0.0.1. Build the world, `await start()`, point discord.py at it."""
 
@@ -72,6 +79,7 @@ class FakeDiscord(DriverMixin):
         self.requests: list[RecordedRequest] = []
         self.unknown_routes: list[str] = []
         self.rate_limits: list[RateLimitRule] = []
+        self.server_errors: list[ServerErrorRule] = []
         self.reactions: list[tuple[int, str]] = []  # (message id, emoji) the bot added
         self.gateway = gateway.Gateway(self)
         self._action_mark = 0
@@ -253,6 +261,19 @@ class FakeDiscord(DriverMixin):
                    is_global: bool = False, scope: str = "user") -> None:
         """Answer the next `count` requests whose "METHOD /path" matches `pattern` with a 429."""
         self.rate_limits.append(RateLimitRule(re.compile(pattern), count, retry_after, is_global, scope))
+
+    def server_error(self, pattern: str, count: int = 1, status: int = 503) -> None:
+        """Answer the next `count` requests whose "METHOD /path" matches `pattern` with a 5xx (Discord's own trouble:
+        discord.py retries 500/502/504 a few times within seconds and raises DiscordServerError on 503 at once)."""
+        self.server_errors.append(ServerErrorRule(re.compile(pattern), count, status))
+
+    def take_server_error(self, method: str, path: str) -> ServerErrorRule | None:
+        key = f"{method} {path}"
+        for rule in self.server_errors:
+            if rule.remaining > 0 and rule.pattern.search(key):
+                rule.remaining -= 1
+                return rule
+        return None
 
     def take_rate_limit(self, method: str, path: str) -> RateLimitRule | None:
         key = f"{method} {path}"

@@ -111,7 +111,7 @@ async def test_bad_weights_and_unwritable_database(tmp_path):
     (tmp_path / "adir").mkdir()
     checks, _ = await run_checks(settings_factory=lambda: settings(tmp_path, database_path=tmp_path / "adir"),
                                  weights=False, api_base=f"http://127.0.0.1:{closed_port()}/api/v10")
-    assert not by_name(checks)["database"].ok and "unable to open database file" in by_name(checks)["database"].detail
+    assert not by_name(checks)["database"].ok and "is a folder, not a file" in by_name(checks)["database"].detail
 
 
 @pytest.mark.realweights
