@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import multiprocessing as mp
 import os
 import signal
@@ -49,7 +48,13 @@ from nst_engine.errors import (
     PoolError,
     WorkerCrashedError,
 )
-from nst_engine.pool.config import default_threads, env_float, env_int, env_str, env_workers, plan_devices
+from nst_engine.pool.config import (
+    backend_settings_from_env,
+    check_backend_settings,
+    default_threads,
+    env_int,
+    plan_devices,
+)
 from nst_engine.pool.job import Assignment, EndState, JobQueue, PoolJob, StopReason
 from nst_engine.pool.prepare import shrink_request_images
 from nst_engine.pool.protocol import StyleRequest, WorkerInfo, WorkerState
@@ -267,15 +272,12 @@ class ProcessPoolBackend:
         start_timeout: float = 180.0,
         stop_grace: float = 10.0,
     ) -> None:
-        for name, value in (("job_timeout", job_timeout), ("start_timeout", start_timeout)):
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number of seconds, got {value}")
-        if not (math.isfinite(stop_grace) and stop_grace >= 0):
-            raise ValueError(f"stop_grace must be >= 0 seconds, got {stop_grace}")
-        if not (math.isfinite(progress_interval) and progress_interval >= 0):
-            raise ValueError(f"progress_interval must be >= 0 seconds, got {progress_interval}")
-        if max_queue < 0:
-            raise ValueError(f"max_queue must be >= 0, got {max_queue}")
+        check_backend_settings(
+            positive_seconds={"job_timeout": job_timeout, "start_timeout": start_timeout},
+            stop_grace=stop_grace,
+            progress_interval=progress_interval,
+            max_queue=max_queue,
+        )
         if threads_per_worker is not None and threads_per_worker < 1:
             raise ValueError(f"threads_per_worker must be at least 1, got {threads_per_worker}")
         self.devices = plan_devices(device, None if workers == "auto" else workers)
@@ -303,19 +305,7 @@ class ProcessPoolBackend:
     @classmethod
     def from_env(cls, **overrides: Any) -> ProcessPoolBackend:
         """A pool configured from the NST_* environment variables (see the module docstring)."""
-        settings: dict[str, Any] = {
-            "workers": env_workers("NST_WORKERS"),
-            "device": env_str("NST_DEVICE"),
-            "weights": env_str("NST_WEIGHTS"),
-            "job_timeout": env_float("NST_JOB_TIMEOUT"),
-            "max_queue": env_int("NST_MAX_QUEUE"),
-            "progress_interval": env_float("NST_PROGRESS_INTERVAL"),
-            "threads_per_worker": env_int("NST_THREADS_PER_WORKER"),
-            "start_timeout": env_float("NST_START_TIMEOUT"),
-            "stop_grace": env_float("NST_STOP_GRACE"),
-        }
-        settings = {name: value for name, value in settings.items() if value is not None}
-        settings.update(overrides)
+        settings = backend_settings_from_env({"threads_per_worker": env_int("NST_THREADS_PER_WORKER")}, overrides)
         return cls(**settings)
 
     # StyleBackend ------------------------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ from nst_engine.errors import (
     PoolError,
     WorkerCrashedError,
 )
-from nst_engine.pool.config import env_float, env_int, env_str, env_workers
+from nst_engine.pool.config import backend_settings_from_env, check_backend_settings, env_float, env_str
 from nst_engine.pool.job import Assignment, EndState, JobQueue, PoolJob, StopReason
 from nst_engine.pool.prepare import shrink_request_images
 from nst_engine.pool.protocol import StyleRequest, WorkerInfo, WorkerState
@@ -134,14 +134,12 @@ class RayBackend:
         local_cpus: int | None = None,
         local_gpus: int | None = None,
     ) -> None:
-        for name, value in (("job_timeout", job_timeout), ("start_timeout", start_timeout), ("rescan", rescan)):
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number of seconds, got {value}")
-        for name, value in (("stop_grace", stop_grace), ("progress_interval", progress_interval)):
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be >= 0 seconds, got {value}")
-        if max_queue < 0:
-            raise ValueError(f"max_queue must be >= 0, got {max_queue}")
+        check_backend_settings(
+            positive_seconds={"job_timeout": job_timeout, "start_timeout": start_timeout, "rescan": rescan},
+            stop_grace=stop_grace,
+            progress_interval=progress_interval,
+            max_queue=max_queue,
+        )
         if not (math.isfinite(cpus_per_worker) and cpus_per_worker > 0):
             raise ValueError(f"cpus_per_worker must be a positive number, got {cpus_per_worker}")
         if isinstance(workers, int) and workers < 1:
@@ -180,19 +178,7 @@ class RayBackend:
     @classmethod
     def from_env(cls, **overrides: Any) -> RayBackend:
         """A backend configured from the environment (see the module docstring)."""
-        settings: dict[str, Any] = {
-            "workers": env_workers("NST_WORKERS"),
-            "device": env_str("NST_DEVICE"),
-            "weights": env_str("NST_WEIGHTS"),
-            "job_timeout": env_float("NST_JOB_TIMEOUT"),
-            "max_queue": env_int("NST_MAX_QUEUE"),
-            "progress_interval": env_float("NST_PROGRESS_INTERVAL"),
-            "cpus_per_worker": env_float("NST_CPUS_PER_WORKER"),
-            "start_timeout": env_float("NST_START_TIMEOUT"),
-            "stop_grace": env_float("NST_STOP_GRACE"),
-        }
-        settings = {name: value for name, value in settings.items() if value is not None}
-        settings.update(overrides)
+        settings = backend_settings_from_env({"cpus_per_worker": env_float("NST_CPUS_PER_WORKER")}, overrides)
         return cls(**settings)
 
     # StyleBackend ------------------------------------------------------------------------------------------------
@@ -704,4 +690,3 @@ def _pack(assignment: Assignment) -> JobSpec:
         tuple(EncodedImage.from_pil(s) for s in styles),
         request.options,
     )
-
