@@ -20,7 +20,7 @@ import pytest
 
 from nst_engine.errors import PoolClosedError, WeightsError, WorkerCrashedError
 from nst_engine.pool import ProcessPoolBackend, RayBackend, backend_from_env
-from tests.test_pool_helpers import LONG_JOB, request
+from tests.test_pool_helpers import LONG_JOB, SHARED_ENV, request
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,18 +67,6 @@ def test_backend_from_env_chooses_and_configures_the_backend(monkeypatch: pytest
         backend_from_env("dask")
     with pytest.raises(ValueError, match="not for a Ray cluster"):
         RayBackend(device="cuda:1")
-
-
-SHARED_ENV = {
-    "NST_WORKERS": "3",
-    "NST_DEVICE": "cpu",
-    "NST_WEIGHTS": "random",
-    "NST_JOB_TIMEOUT": "12.5",
-    "NST_MAX_QUEUE": "7",
-    "NST_PROGRESS_INTERVAL": "0.25",
-    "NST_START_TIMEOUT": "30",
-    "NST_STOP_GRACE": "1",
-}
 
 
 @pytest.mark.parametrize("backend", [ProcessPoolBackend, RayBackend])
