@@ -12,6 +12,16 @@ from nst_engine.pool import StyleRequest
 from nst_engine.types import StyleOptions
 
 LONG_JOB = 5000  # iterations: minutes of work, for jobs a test cancels or times out
+SHARED_ENV = {  # every NST_* setting both backends read, none of them its default
+    "NST_WORKERS": "3",
+    "NST_DEVICE": "cpu",
+    "NST_WEIGHTS": "random",
+    "NST_JOB_TIMEOUT": "12.5",
+    "NST_MAX_QUEUE": "7",
+    "NST_PROGRESS_INTERVAL": "0.25",
+    "NST_START_TIMEOUT": "30",
+    "NST_STOP_GRACE": "1",
+}
 
 
 def noise_image(width: int, height: int, seed: int) -> Image.Image:

@@ -20,7 +20,7 @@ import pytest
 
 from nst_engine.errors import PoolClosedError, WeightsError, WorkerCrashedError
 from nst_engine.pool import ProcessPoolBackend, RayBackend, backend_from_env
-from tests.test_pool_helpers import LONG_JOB, request
+from tests.test_pool_helpers import LONG_JOB, SHARED_ENV, request
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,6 +67,32 @@ def test_backend_from_env_chooses_and_configures_the_backend(monkeypatch: pytest
         backend_from_env("dask")
     with pytest.raises(ValueError, match="not for a Ray cluster"):
         RayBackend(device="cuda:1")
+
+
+@pytest.mark.parametrize("backend", [ProcessPoolBackend, RayBackend])
+def test_both_backends_read_the_shared_settings_and_refuse_the_same_nonsense(
+    backend: type[ProcessPoolBackend] | type[RayBackend], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in SHARED_ENV.items():
+        monkeypatch.setenv(name, value)
+    configured = backend.from_env(max_queue=1)  # an override wins over NST_MAX_QUEUE
+    assert configured.weights == "random"
+    assert (configured.job_timeout, configured.max_queue, configured.progress_interval) == (12.5, 1, 0.25)
+    assert (configured.start_timeout, configured.stop_grace) == (30.0, 1.0)
+    monkeypatch.setenv("NST_STOP_GRACE", "soon")
+    with pytest.raises(ValueError, match="NST_STOP_GRACE must be a number of seconds, got 'soon'"):
+        backend.from_env()
+    for name in SHARED_ENV:
+        monkeypatch.delenv(name)
+    for bad, message in (
+        ({"job_timeout": 0.0}, "job_timeout must be a positive number of seconds, got 0.0"),
+        ({"start_timeout": float("nan")}, "start_timeout must be a positive number of seconds, got nan"),
+        ({"stop_grace": -1.0}, "stop_grace must be >= 0 seconds, got -1.0"),
+        ({"progress_interval": float("inf")}, "progress_interval must be >= 0 seconds, got inf"),
+        ({"max_queue": -1}, "max_queue must be >= 0, got -1"),
+    ):
+        with pytest.raises(ValueError, match=re.escape(message)):
+            backend(device="cpu", **bad)  # type: ignore[arg-type]
 
 
 async def wait_running(job: Any, timeout: float = 60.0) -> None:

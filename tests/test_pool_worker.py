@@ -37,7 +37,7 @@ from nst_engine.pool.wire import (
 )
 from nst_engine.pool.worker import ProgressThrottle, run_job
 from nst_engine.types import ProgressEvent, StyleOptions
-from tests.test_pool_helpers import STYLE, noise_image
+from tests.test_pool_helpers import SHARED_ENV, STYLE, noise_image
 
 
 @pytest.fixture(scope="module")
@@ -217,17 +217,7 @@ def test_devices_are_planned_from_arguments() -> None:
 
 
 def test_from_env_reads_every_setting_and_overrides_win(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {
-        "NST_WORKERS": "3",
-        "NST_DEVICE": "cpu",
-        "NST_WEIGHTS": "random",
-        "NST_JOB_TIMEOUT": "12.5",
-        "NST_MAX_QUEUE": "7",
-        "NST_PROGRESS_INTERVAL": "0.25",
-        "NST_THREADS_PER_WORKER": "2",
-        "NST_START_TIMEOUT": "30",
-        "NST_STOP_GRACE": "1",
-    }.items():
+    for name, value in {**SHARED_ENV, "NST_THREADS_PER_WORKER": "2"}.items():
         monkeypatch.setenv(name, value)
     pool = ProcessPoolBackend.from_env(max_queue=1)
     assert pool.capacity == 3 and pool.devices == ["cpu"] * 3 and pool.weights == "random"

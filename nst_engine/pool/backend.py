@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import math
 import multiprocessing as mp
 import os
 import signal
@@ -49,11 +48,16 @@ from nst_engine.errors import (
     PoolError,
     WorkerCrashedError,
 )
-from nst_engine.pool.config import default_threads, env_float, env_int, env_str, env_workers, plan_devices
-from nst_engine.pool.job import Assignment, EndState, JobQueue, PoolJob, StopReason
+from nst_engine.pool.config import (
+    backend_settings_from_env,
+    check_backend_settings,
+    default_threads,
+    env_int,
+    plan_devices,
+)
+from nst_engine.pool.job import Assignment, JobQueue, PoolJob, StopReason
 from nst_engine.pool.prepare import shrink_request_images
 from nst_engine.pool.protocol import StyleRequest, WorkerInfo, WorkerState
-from nst_engine.pool.validate import validate_request
 from nst_engine.pool.wire import (
     Done,
     ErrorInfo,
@@ -63,7 +67,7 @@ from nst_engine.pool.wire import (
     Progress,
     RawImage,
     Ready,
-    decode_error,
+    decode_load_error,
 )
 from nst_engine.pool.worker import worker_main
 from nst_engine.types import ProgressEvent, StyleResult
@@ -267,15 +271,12 @@ class ProcessPoolBackend:
         start_timeout: float = 180.0,
         stop_grace: float = 10.0,
     ) -> None:
-        for name, value in (("job_timeout", job_timeout), ("start_timeout", start_timeout)):
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number of seconds, got {value}")
-        if not (math.isfinite(stop_grace) and stop_grace >= 0):
-            raise ValueError(f"stop_grace must be >= 0 seconds, got {stop_grace}")
-        if not (math.isfinite(progress_interval) and progress_interval >= 0):
-            raise ValueError(f"progress_interval must be >= 0 seconds, got {progress_interval}")
-        if max_queue < 0:
-            raise ValueError(f"max_queue must be >= 0, got {max_queue}")
+        check_backend_settings(
+            positive_seconds={"job_timeout": job_timeout, "start_timeout": start_timeout},
+            stop_grace=stop_grace,
+            progress_interval=progress_interval,
+            max_queue=max_queue,
+        )
         if threads_per_worker is not None and threads_per_worker < 1:
             raise ValueError(f"threads_per_worker must be at least 1, got {threads_per_worker}")
         self.devices = plan_devices(device, None if workers == "auto" else workers)
@@ -303,19 +304,7 @@ class ProcessPoolBackend:
     @classmethod
     def from_env(cls, **overrides: Any) -> ProcessPoolBackend:
         """A pool configured from the NST_* environment variables (see the module docstring)."""
-        settings: dict[str, Any] = {
-            "workers": env_workers("NST_WORKERS"),
-            "device": env_str("NST_DEVICE"),
-            "weights": env_str("NST_WEIGHTS"),
-            "job_timeout": env_float("NST_JOB_TIMEOUT"),
-            "max_queue": env_int("NST_MAX_QUEUE"),
-            "progress_interval": env_float("NST_PROGRESS_INTERVAL"),
-            "threads_per_worker": env_int("NST_THREADS_PER_WORKER"),
-            "start_timeout": env_float("NST_START_TIMEOUT"),
-            "stop_grace": env_float("NST_STOP_GRACE"),
-        }
-        settings = {name: value for name, value in settings.items() if value is not None}
-        settings.update(overrides)
+        settings = backend_settings_from_env({"threads_per_worker": env_int("NST_THREADS_PER_WORKER")}, overrides)
         return cls(**settings)
 
     # StyleBackend ------------------------------------------------------------------------------------------------
@@ -394,11 +383,12 @@ class ProcessPoolBackend:
             raise PoolClosedError(self._broken)
         if not self._started:
             raise PoolClosedError("the style pool has not been started; await pool.start() first")
-        validate_request(request)
-        self._queue.check_room(idle_worker=any(w.state == "idle" for w in self._workers))
-        timeout = request.timeout if request.timeout is not None else self.job_timeout
-        job = PoolJob(request, timeout, cancel=self._cancel, position=self._queue.position)
-        self._queue.append(job)
+        job = self._queue.admit(
+            request,
+            default_timeout=self.job_timeout,
+            idle_worker=any(w.state == "idle" for w in self._workers),
+            cancel=self._cancel,
+        )
         self._dispatch()
         return job
 
@@ -536,10 +526,7 @@ class ProcessPoolBackend:
             worker.state = "idle"
 
     def _cancel(self, job: PoolJob) -> None:
-        if job.done:
-            return
-        if self._queue.discard(job):
-            job.finish("cancelled", error=Cancelled("the job was cancelled before it started"))
+        if job.done or self._queue.cancel_waiting(job):
             return
         worker = next((w for w in self._workers if w.current is not None and w.current.job is job), None)
         if worker is not None:
@@ -548,9 +535,8 @@ class ProcessPoolBackend:
     def _stop_running(self, worker: _Worker, reason: StopReason) -> None:
         """Ask the worker to stop its job (it polls the flag every iteration); kill it if it does not, in time."""
         assignment = worker.current
-        if assignment is None or assignment.stop_reason is not None or assignment.job.done:
+        if assignment is None or not assignment.request_stop(reason):
             return
-        assignment.stop_reason = reason
         worker.cancel_seq.value = assignment.seq
         if reason != "shutdown" and self._loop is not None:  # close() has its own deadline
             assignment.timers.append(self._loop.call_later(self.stop_grace, self._kill_stuck, worker, assignment))
@@ -616,24 +602,9 @@ class ProcessPoolBackend:
         self._release(worker)
         worker.jobs_done += 1
         assignment.job.steps = message.steps
-        if isinstance(message, _DoneIn):
-            if assignment.stop_reason is not None:  # finished just as it was told to stop: the stop wins
-                assignment.finish_stopped()
-            else:
-                assignment.finish("done", result=message.result)
-        else:
-            self._finish_failed(assignment, message.error)
+        outcome = message.result if isinstance(message, _DoneIn) else message.error
+        assignment.finish_reported(outcome, runner="worker", logger=log)
         self._dispatch()
-
-    def _finish_failed(self, assignment: Assignment, info: ErrorInfo) -> None:
-        error = decode_error(info)
-        if isinstance(error, Cancelled) and assignment.stop_reason is not None:
-            assignment.finish_stopped()
-            return
-        if info.detail:  # an unexpected error: the traceback is for the log, never for users
-            log.error("job %s failed inside the worker:\n%s", assignment.job.job_id, info.detail)
-        state: EndState = "cancelled" if isinstance(error, Cancelled) else "failed"
-        assignment.finish(state, error=error)
 
     def _on_exit(self, worker: _Worker, exitcode: int | None) -> None:
         if worker.exited.done():
@@ -650,16 +621,12 @@ class ProcessPoolBackend:
         assignment = worker.current
         if assignment is not None:
             worker.current = None
-            if assignment.stop_reason is not None:
-                assignment.finish_stopped()
-            else:
-                assignment.finish(
-                    "failed",
-                    error=WorkerCrashedError(
-                        f"the worker process running this job {how} (pid {worker.pid}); the job is lost and the "
-                        "worker is being replaced: try again, perhaps at a smaller size"
-                    ),
+            assignment.finish_lost(
+                WorkerCrashedError(
+                    f"the worker process running this job {how} (pid {worker.pid}); the job is lost and the "
+                    "worker is being replaced: try again, perhaps at a smaller size"
                 )
+            )
         if not self._closing:
             (log.warning if was_ready else log.info)("worker %d (pid %s) %s", worker.index, worker.pid, how)
         worker.exited.set_result(exitcode)
@@ -692,13 +659,7 @@ class ProcessPoolBackend:
                 self._queue.popleft().finish("failed", error=WorkerCrashedError(self._broken))
 
     def _load_error(self, worker: _Worker, info: ErrorInfo) -> Exception:
-        error = decode_error(info)
-        prefix = f"worker {worker.index} ({worker.device}) could not load the VGG19 weights"
-        if isinstance(error, NSTError) and not isinstance(error, JobFailedError):
-            return type(error)(f"{prefix}: {error}")
-        if info.detail:
-            log.error("%s:\n%s", prefix, info.detail)
-        return PoolError(f"{prefix}: {info.type_name}: {info.message}")
+        return decode_load_error(f"worker {worker.index} ({worker.device}) could not load the VGG19 weights", info, log)
 
 
 def _join_threads(threads: list[threading.Thread], timeout: float) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Literal
+from typing import Any, Literal
 
 from nst_engine.errors import PoolError
 
@@ -48,6 +48,45 @@ def env_workers(name: str = "NST_WORKERS") -> int | Literal["auto"] | None:
 def env_str(name: str) -> str | None:
     raw = os.environ.get(name, "").strip()
     return raw or None
+
+
+def backend_settings_from_env(extra: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """The keyword arguments of a backend from the NST_* variables both backends read, plus ``extra`` (its own).
+
+    Unset variables are left out (the constructor's default applies); ``overrides`` win over the environment.
+    """
+    settings: dict[str, Any] = {
+        "workers": env_workers("NST_WORKERS"),
+        "device": env_str("NST_DEVICE"),
+        "weights": env_str("NST_WEIGHTS"),
+        "job_timeout": env_float("NST_JOB_TIMEOUT"),
+        "max_queue": env_int("NST_MAX_QUEUE"),
+        "progress_interval": env_float("NST_PROGRESS_INTERVAL"),
+        "start_timeout": env_float("NST_START_TIMEOUT"),
+        "stop_grace": env_float("NST_STOP_GRACE"),
+        **extra,
+    }
+    settings = {name: value for name, value in settings.items() if value is not None}
+    settings.update(overrides)
+    return settings
+
+
+def check_backend_settings(
+    *,
+    positive_seconds: dict[str, float],
+    stop_grace: float,
+    progress_interval: float,
+    max_queue: int,
+) -> None:
+    """ValueError naming the first backend setting out of range (the checks both backends' constructors share)."""
+    for name, value in positive_seconds.items():
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{name} must be a positive number of seconds, got {value}")
+    for name, value in (("stop_grace", stop_grace), ("progress_interval", progress_interval)):
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} must be >= 0 seconds, got {value}")
+    if max_queue < 0:
+        raise ValueError(f"max_queue must be >= 0, got {max_queue}")
 
 
 def cuda_device_count() -> int:

@@ -22,6 +22,8 @@ from typing import Literal
 
 from nst_engine.errors import Cancelled, JobTimeoutError, QueueFullError
 from nst_engine.pool.protocol import JobState, StyleRequest
+from nst_engine.pool.validate import validate_request
+from nst_engine.pool.wire import ErrorInfo, decode_error
 from nst_engine.types import ProgressEvent, StyleResult
 
 log = logging.getLogger("nst_engine.pool")
@@ -200,6 +202,27 @@ class JobQueue:
     def append(self, job: PoolJob) -> None:
         self._jobs.append(job)
 
+    def admit(
+        self, request: StyleRequest, *, default_timeout: float, idle_worker: bool, cancel: Callable[[PoolJob], None]
+    ) -> PoolJob:
+        """Check ``request`` (OptionsError) and the room left (QueueFullError), then queue its new handle.
+
+        The job's timeout is the request's own, else ``default_timeout``; ``cancel`` is the backend's.
+        """
+        validate_request(request)
+        self.check_room(idle_worker=idle_worker)
+        timeout = request.timeout if request.timeout is not None else default_timeout
+        job = PoolJob(request, timeout, cancel=cancel, position=self.position)
+        self._jobs.append(job)
+        return job
+
+    def cancel_waiting(self, job: PoolJob) -> bool:
+        """End ``job`` as cancelled if it is still waiting here; False when it is not (it runs, or has ended)."""
+        if not self.discard(job):
+            return False
+        job.finish("cancelled", error=Cancelled("the job was cancelled before it started"))
+        return True
+
     def popleft(self) -> PoolJob:
         return self._jobs.popleft()
 
@@ -247,6 +270,40 @@ class Assignment:
         """End a job that was told to stop, with the error that says why."""
         state, error = stopped_outcome(self.stop_reason or "cancel", self.job.timeout)
         self.finish(state, error=error)
+
+    def request_stop(self, reason: StopReason) -> bool:
+        """Record why the job is to stop; False (and nothing changes) when it is already stopping or has ended."""
+        if self.stop_reason is not None or self.job.done:
+            return False
+        self.stop_reason = reason
+        return True
+
+    def finish_reported(self, outcome: StyleResult | ErrorInfo, *, runner: str, logger: logging.Logger) -> None:
+        """End the job with the result or error its worker reported; a job told to stop ends as it was told.
+
+        ``runner`` names the kind of worker for the log (``worker``, ``actor``), ``logger`` is the backend's.
+        """
+        if isinstance(outcome, StyleResult):
+            if self.stop_reason is not None:  # finished just as it was told to stop: the stop wins
+                self.finish_stopped()
+            else:
+                self.finish("done", result=outcome)
+            return
+        error = decode_error(outcome)
+        if isinstance(error, Cancelled) and self.stop_reason is not None:
+            self.finish_stopped()
+            return
+        if outcome.detail:  # an unexpected error: the traceback is for the log, never for users
+            logger.error("job %s failed inside the %s:\n%s", self.job.job_id, runner, outcome.detail)
+        state: EndState = "cancelled" if isinstance(error, Cancelled) else "failed"
+        self.finish(state, error=error)
+
+    def finish_lost(self, error: BaseException) -> None:
+        """End the job whose worker died under it: as it was told, if it was told to stop, else with ``error``."""
+        if self.stop_reason is not None:
+            self.finish_stopped()
+        else:
+            self.finish("failed", error=error)
 
 
 def stopped_outcome(reason: StopReason, timeout: float) -> tuple[EndState, Exception]:

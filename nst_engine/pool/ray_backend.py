@@ -45,14 +45,13 @@ from nst_engine.errors import (
     PoolError,
     WorkerCrashedError,
 )
-from nst_engine.pool.config import env_float, env_int, env_str, env_workers
-from nst_engine.pool.job import Assignment, EndState, JobQueue, PoolJob, StopReason
+from nst_engine.pool.config import backend_settings_from_env, check_backend_settings, env_float, env_str
+from nst_engine.pool.job import Assignment, JobQueue, PoolJob, StopReason
 from nst_engine.pool.prepare import shrink_request_images
 from nst_engine.pool.protocol import StyleRequest, WorkerInfo, WorkerState
 from nst_engine.pool.ray_actor import ACTOR_CONCURRENCY, ActorLoadFailed, ActorReady, StyleActor
 from nst_engine.pool.ray_connection import RayConnection
-from nst_engine.pool.validate import validate_request
-from nst_engine.pool.wire import Done, EncodedImage, ErrorInfo, Failed, JobSpec, Progress, decode_error
+from nst_engine.pool.wire import Done, EncodedImage, ErrorInfo, Failed, JobSpec, Progress, decode_load_error
 from nst_engine.types import StyleResult
 
 log = logging.getLogger("nst_engine.pool.ray")
@@ -134,14 +133,12 @@ class RayBackend:
         local_cpus: int | None = None,
         local_gpus: int | None = None,
     ) -> None:
-        for name, value in (("job_timeout", job_timeout), ("start_timeout", start_timeout), ("rescan", rescan)):
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number of seconds, got {value}")
-        for name, value in (("stop_grace", stop_grace), ("progress_interval", progress_interval)):
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be >= 0 seconds, got {value}")
-        if max_queue < 0:
-            raise ValueError(f"max_queue must be >= 0, got {max_queue}")
+        check_backend_settings(
+            positive_seconds={"job_timeout": job_timeout, "start_timeout": start_timeout, "rescan": rescan},
+            stop_grace=stop_grace,
+            progress_interval=progress_interval,
+            max_queue=max_queue,
+        )
         if not (math.isfinite(cpus_per_worker) and cpus_per_worker > 0):
             raise ValueError(f"cpus_per_worker must be a positive number, got {cpus_per_worker}")
         if isinstance(workers, int) and workers < 1:
@@ -180,19 +177,7 @@ class RayBackend:
     @classmethod
     def from_env(cls, **overrides: Any) -> RayBackend:
         """A backend configured from the environment (see the module docstring)."""
-        settings: dict[str, Any] = {
-            "workers": env_workers("NST_WORKERS"),
-            "device": env_str("NST_DEVICE"),
-            "weights": env_str("NST_WEIGHTS"),
-            "job_timeout": env_float("NST_JOB_TIMEOUT"),
-            "max_queue": env_int("NST_MAX_QUEUE"),
-            "progress_interval": env_float("NST_PROGRESS_INTERVAL"),
-            "cpus_per_worker": env_float("NST_CPUS_PER_WORKER"),
-            "start_timeout": env_float("NST_START_TIMEOUT"),
-            "stop_grace": env_float("NST_STOP_GRACE"),
-        }
-        settings = {name: value for name, value in settings.items() if value is not None}
-        settings.update(overrides)
+        settings = backend_settings_from_env({"cpus_per_worker": env_float("NST_CPUS_PER_WORKER")}, overrides)
         return cls(**settings)
 
     # StyleBackend ------------------------------------------------------------------------------------------------
@@ -273,11 +258,12 @@ class RayBackend:
             raise PoolClosedError(self._broken)
         if not self._started:
             raise PoolClosedError("the style backend has not been started; await backend.start() first")
-        validate_request(request)
-        self._queue.check_room(idle_worker=any(s.state == "idle" for s in self._slots))
-        timeout = request.timeout if request.timeout is not None else self.job_timeout
-        job = PoolJob(request, timeout, cancel=self._cancel, position=self._queue.position)
-        self._queue.append(job)
+        job = self._queue.admit(
+            request,
+            default_timeout=self.job_timeout,
+            idle_worker=any(s.state == "idle" for s in self._slots),
+            cancel=self._cancel,
+        )
         self._dispatch()
         return job
 
@@ -397,7 +383,9 @@ class RayBackend:
             return
         if isinstance(outcome, ActorLoadFailed):
             slot.state = "broken"
-            error = self._load_error(f"actor {slot.index} ({outcome.where})", outcome.error)
+            error = decode_load_error(
+                f"actor {slot.index} ({outcome.where}) could not load the VGG19 weights", outcome.error, log
+            )
             log.error("%s", error)
             self._load_failures.append(error)
             if len(self._load_failures) >= RESPAWN_ATTEMPTS:
@@ -428,15 +416,6 @@ class RayBackend:
         except Exception as exc:
             self._on_death(slot, exc)
 
-    def _load_error(self, where: str, info: ErrorInfo) -> Exception:
-        error = decode_error(info)
-        prefix = f"{where} could not load the VGG19 weights"
-        if isinstance(error, NSTError) and not isinstance(error, JobFailedError):
-            return type(error)(f"{prefix}: {error}")
-        if info.detail:
-            log.error("%s:\n%s", prefix, info.detail)
-        return PoolError(f"{prefix}: {info.type_name}: {info.message}")
-
     async def _wait_first_ready(self) -> None:
         try:
             async with asyncio.timeout(self.start_timeout):
@@ -462,16 +441,12 @@ class RayBackend:
         slot.current = None
         slot.state = "dead"
         if assignment is not None:
-            if assignment.stop_reason is not None:
-                assignment.finish_stopped()
-            else:
-                assignment.finish(
-                    "failed",
-                    error=WorkerCrashedError(
-                        f"the Ray {slot.where} running this job died: {how}; the job is lost and the actor is "
-                        "being replaced: try again, perhaps at a smaller size"
-                    ),
+            assignment.finish_lost(
+                WorkerCrashedError(
+                    f"the Ray {slot.where} running this job died: {how}; the job is lost and the actor is "
+                    "being replaced: try again, perhaps at a smaller size"
                 )
+            )
         (log.warning if slot.ready is not None else log.info)("%s died: %s", slot.where, how)
         self._drop(slot, replace_after=0.0, restarts=slot.restarts + 1)
 
@@ -611,10 +586,12 @@ class RayBackend:
                     outcome = message
             if outcome is None:
                 raise JobFailedError("the style actor ended the job without a result")
-            result = None
+            reported: StyleResult | ErrorInfo
             if isinstance(outcome, Done):
                 image = await asyncio.to_thread(outcome.image.to_pil)
-                result = StyleResult(image, outcome.summary, outcome.history)
+                reported = StyleResult(image, outcome.summary, outcome.history)
+            else:
+                reported = outcome.error
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -632,13 +609,7 @@ class RayBackend:
         self._end(slot, assignment)
         slot.jobs_done += 1
         job.steps = outcome.steps
-        if isinstance(outcome, Done):
-            if assignment.stop_reason is not None:  # finished just as it was told to stop: the stop wins
-                assignment.finish_stopped()
-            else:
-                assignment.finish("done", result=result)
-        else:
-            self._finish_failed(assignment, outcome.error)
+        assignment.finish_reported(reported, runner="actor", logger=log)
         self._dispatch()
 
     def _end(self, slot: _Slot, assignment: Assignment) -> None:
@@ -647,21 +618,8 @@ class RayBackend:
             if slot.state == "busy":
                 slot.state = "idle"
 
-    def _finish_failed(self, assignment: Assignment, info: ErrorInfo) -> None:
-        error = decode_error(info)
-        if isinstance(error, Cancelled) and assignment.stop_reason is not None:
-            assignment.finish_stopped()
-            return
-        if info.detail:  # an unexpected error: the traceback is for the log, never for users
-            log.error("job %s failed inside the actor:\n%s", assignment.job.job_id, info.detail)
-        state: EndState = "cancelled" if isinstance(error, Cancelled) else "failed"
-        assignment.finish(state, error=error)
-
     def _cancel(self, job: PoolJob) -> None:
-        if job.done:
-            return
-        if self._queue.discard(job):
-            job.finish("cancelled", error=Cancelled("the job was cancelled before it started"))
+        if job.done or self._queue.cancel_waiting(job):
             return
         slot = next((s for s in self._slots if s.current is not None and s.current.job is job), None)
         if slot is not None:
@@ -670,9 +628,8 @@ class RayBackend:
     def _stop_running(self, slot: _Slot, reason: StopReason) -> None:
         """Tell the actor to stop its job (checked every iteration); kill the actor if it does not, in time."""
         assignment = slot.current
-        if assignment is None or assignment.stop_reason is not None or assignment.job.done:
+        if assignment is None or not assignment.request_stop(reason):
             return
-        assignment.stop_reason = reason
         slot.actor.stop.remote(assignment.seq)
         if reason != "shutdown" and self._loop is not None:  # close() has its own deadline
             assignment.timers.append(self._loop.call_later(self.stop_grace, self._kill_stuck, slot, assignment))
@@ -704,4 +661,3 @@ def _pack(assignment: Assignment) -> JobSpec:
         tuple(EncodedImage.from_pil(s) for s in styles),
         request.options,
     )
-

@@ -8,6 +8,7 @@ independent of Pillow's pickle format), and as PNG bytes to and from Ray actors,
 from __future__ import annotations
 
 import io
+import logging
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,6 +154,19 @@ def decode_error(info: ErrorInfo) -> Exception:
             return cls(info.message)
     text = f"{info.type_name}: {info.message}" if info.message else info.type_name
     return errors.JobFailedError(f"the style job failed unexpectedly ({text}); the details are in the bot's log")
+
+
+def decode_load_error(prefix: str, info: ErrorInfo, logger: logging.Logger) -> Exception:
+    """The error a worker's failed weight load becomes, its message starting with ``prefix`` (which worker).
+
+    The project's own errors keep their class; anything else becomes a PoolError, its traceback going to ``logger``.
+    """
+    error = decode_error(info)
+    if isinstance(error, errors.NSTError) and not isinstance(error, errors.JobFailedError):
+        return type(error)(f"{prefix}: {error}")
+    if info.detail:
+        logger.error("%s:\n%s", prefix, info.detail)
+    return errors.PoolError(f"{prefix}: {info.type_name}: {info.message}")
 
 
 def _one_line(text: str, limit: int = 200) -> str:
