@@ -102,7 +102,7 @@ async def test_jobs_in_flight_at_shutdown_are_reported_after_restart(fake, tmp_p
     async with running_bot(fake, settings, pool) as bot:
         for user, channel in ((fake.member, fake.channel), (fake.admin, fake.other_channel)):
             msg = await fake.wait_for_message(
-                channel, lambda m, user=user: m.content.startswith(user.mention) and "restarted" in m.content,
+                channel, lambda m, user=user: m.content.startswith(user.mention) and "restarted while" in m.content,
                 timeout=10, since=0,
             )
             assert "please send it again" in msg.content.lower()
