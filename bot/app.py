@@ -14,7 +14,7 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.db import Database, JobRecord
-from bot.delivery import pings
+from bot.delivery import answer, pings
 from bot.events import JobObserver
 from bot.failures import GENERIC, describe_command_error
 from bot.gallery import GalleryStore, PaintingCatalog
@@ -211,7 +211,7 @@ class StyleBot(commands.Bot):
         elif isinstance(error, commands.UserInputError):
             message = f"{message} Try `{self.settings.bot_prefix}style-help`."
         try:
-            await ctx.reply(embed=error_embed(message), mention_author=False)
+            await answer(ctx.message, error_embed(message))
         except discord.HTTPException:
             log.warning("could not report a command error to %s", ctx.author.id)
 

@@ -78,6 +78,20 @@ def with_embed_text(content: str | None, embeds: Sequence[discord.Embed]) -> str
     return text if len(text) <= 2000 else text[:1999] + "…"
 
 
+async def answer(message: discord.Message, embed: discord.Embed) -> None:
+    """Answer a user's message with one embed (a quick refusal or the help), as a reply that pings nobody.
+
+    Where Discord would drop the embed (no Embed Links) the embed's text goes as the message instead, and a message
+    deleted meanwhile turns the reply into a plain message rather than an error."""
+    if drops_embeds(message.channel):
+        kwargs: dict[str, Any] = {"content": with_embed_text(None, [embed])}
+    else:
+        kwargs = {"embed": embed}
+    if message.guild is None or message.channel.permissions_for(message.guild.me).read_message_history:
+        kwargs["reference"] = message.to_reference(fail_if_not_exists=False)  # replying needs Read Message History
+    await message.channel.send(**kwargs, allowed_mentions=discord.AllowedMentions.none())
+
+
 def _where(channel: discord.abc.Messageable) -> str:
     mention = getattr(channel, "mention", None)
     return mention or "that channel"

@@ -7,6 +7,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
+from bot.delivery import answer
 from bot.limits import LimitsLookup
 from bot.render import help_embed
 
@@ -26,4 +27,4 @@ class HelpCog(commands.Cog):
 
     @commands.command(name="style-help")
     async def help_prefix(self, ctx: commands.Context[commands.Bot]) -> None:
-        await ctx.reply(embed=await self._embed(ctx.guild), mention_author=False)
+        await answer(ctx.message, await self._embed(ctx.guild))

@@ -7,7 +7,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import KNOWN_PRESETS, Settings
-from bot.delivery import InteractionReporter, MessageReporter
+from bot.delivery import InteractionReporter, MessageReporter, answer
 from bot.gallery import PaintingCatalog, UnknownPainting, painting_sources
 from bot.gallery_args import parse_painting_request
 from bot.jobs import JobService
@@ -49,21 +49,20 @@ class StyleCog(commands.Cog):
             request = await parse_painting_request(args, self.paintings, guild_id, one_image=len(files) <= 1)
         except ArgumentError as exc:
             usage = USAGE.format(prefix=self.settings.bot_prefix)
-            await ctx.reply(embed=error_embed(f"{exc}\n{usage}"), mention_author=False)
+            await answer(ctx.message, error_embed(f"{exc}\n{usage}"))
             return
         except UnknownPainting as exc:
-            await ctx.reply(embed=error_embed(str(exc)), mention_author=False)
+            await answer(ctx.message, error_embed(str(exc)))
             return
         sources: list[Source] = list(files)
         if request.paintings:
             if not files:
-                await ctx.reply(embed=error_embed(NO_PICTURE.format(prefix=self.settings.bot_prefix)),
-                                mention_author=False)
+                await answer(ctx.message, error_embed(NO_PICTURE.format(prefix=self.settings.bot_prefix)))
                 return
             try:
                 sources += await painting_sources(self.paintings, guild_id, request.paintings)
             except UnknownPainting as exc:  # removed a moment ago
-                await ctx.reply(embed=error_embed(str(exc)), mention_author=False)
+                await answer(ctx.message, error_embed(str(exc)))
                 return
         self.jobs.submit(MessageReporter(ctx.message), sources, request.args)
 
@@ -77,9 +76,8 @@ class StyleCog(commands.Cog):
                 try:
                     replied = await message.channel.fetch_message(ref.message_id)
                 except discord.HTTPException:
-                    await message.reply(
-                        embed=error_embed("I can't read the message you replied to; attach both images instead."),
-                        mention_author=False,
+                    await answer(
+                        message, error_embed("I can't read the message you replied to; attach both images instead.")
                     )
                     return None
             if replied.attachments:

@@ -306,6 +306,11 @@ async def test_without_embed_links_refusals_and_results_still_say_their_text(fak
         refusal = await fake.wait_for_message(fake.channel, lambda m: "only one file (`only.png`)" in m.content,
                                               timeout=10)
         assert refusal.embeds == [] and "Can't do that" in refusal.content
+        # The quick answers of the prefix commands too: a bad option, and the help.
+        await fake.post_message(fake.channel, fake.member, "!style turbo", attachments=images(16))
+        await fake.wait_for_message(fake.channel, lambda m: "turbo" in m.content and m.embeds == [], timeout=10)
+        await fake.post_message(fake.channel, fake.member, "!style-help")
+        await fake.wait_for_message(fake.channel, lambda m: "/style" in m.content and m.embeds == [], timeout=10)
         await fake.post_message(fake.channel, fake.member, "!style", attachments=images(15))
         result = await fake.wait_for_message(fake.channel, lambda m: any(a.filename.startswith("styled.")
                                                                          for a in m.attachments), timeout=60)
