@@ -7,14 +7,13 @@ built-ins plus a full gallery fit). Choosing in one menu clears the others. What
 
 from __future__ import annotations
 
-import logging
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import discord
 
-log = logging.getLogger(__name__)
+from bot.views import report_item_error
 
 MENU_SIZE = 25
 MAX_PAINTING_MENUS = 3  # five rows in all: painting menus, the preset menu, the buttons
@@ -119,12 +118,4 @@ class StylizePicker(discord.ui.View):
         await self.on_go(interaction, self.painting, self.preset)
 
     async def on_error(self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any]) -> None:
-        log.error("stylize picker %s failed", getattr(item, "custom_id", item), exc_info=error)
-        text = "Something went wrong on my side. It has been logged; please try again."
-        try:
-            if interaction.response.is_done():
-                await interaction.followup.send(text, ephemeral=True)
-            else:
-                await interaction.response.send_message(text, ephemeral=True)
-        except discord.HTTPException:
-            pass
+        await report_item_error(interaction, error)
