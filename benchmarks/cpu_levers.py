@@ -25,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import torch
 
-from benchmarks.common import WEIGHTS, load_note, need_weights
+from benchmarks.common import WEIGHTS, best_time, load_note, need_weights
 
 PASS_VARIANTS = {
     "autocast, default allocator (before)": ("autocast", False),
@@ -109,13 +109,7 @@ def measure_objective(weights: str, old_gram: bool, size: tuple[int, int], repea
         image = x.clone().requires_grad_(True)
         objective(image)[0].backward()
 
-    run()
-    best = float("inf")
-    for _ in range(repeats):
-        start = clock()
-        run()
-        best = min(best, clock() - start)
-    return best
+    return best_time(run, repeats, clock=clock)
 
 
 def measure_recipe_eval(weights: str, size: tuple[int, int], repeats: int, cpu_time: bool = False) -> float:

@@ -340,14 +340,6 @@ class Sent:
     t_settled: float | None = None
 
 
-def message_text(msg: FakeMessage) -> str:
-    parts = [msg.content or ""]
-    for e in msg.embeds:
-        parts += [e.get("title", ""), e.get("description", "")]
-        parts += [f"{f.get('name', '')}: {f.get('value', '')}" for f in e.get("fields", [])]
-    return "\n".join(parts)
-
-
 def classify(msg: FakeMessage) -> str:
     """What a bot message finally says: result, error, cancelled, restart, refusal (ephemeral), or progress."""
     if msg.deleted:
@@ -357,7 +349,7 @@ def classify(msg: FakeMessage) -> str:
         return "result"
     if any(t in ERROR_TITLES for t in titles):
         return "error"
-    text = message_text(msg)
+    text = msg.shown_text()
     if "Cancelled by" in text:
         return "cancelled"
     if "restart" in text.lower() or "interrupted" in text.lower():
@@ -804,13 +796,13 @@ class Soak:
         with (self.workdir / "requests.txt").open("w") as out:
             for s in sent:
                 took_s = f"{s.t_settled - s.t_sent:6.1f}s" if s.t_settled else "  never"
-                first = message_text(s.answers[0]).replace("\n", " / ")[:160] if s.answers else ""
+                first = s.answers[0].shown_text().replace("\n", " / ")[:160] if s.answers else ""
                 kinds = ",".join(classify(m) for m in s.answers) or "lost"
                 out.write(f"{s.label:40} phase {s.phase} {took_s} {kinds:12} {first}\n")
         lost = [s for s in sent if not s.answers]
         twice = [s for s in sent if len(s.answers) > 1]
         shown = [m for m in self.fake.bot_messages() if not m.deleted]
-        tracebacks = [m for m in shown if "Traceback" in message_text(m) or GENERIC in message_text(m)]
+        tracebacks = [m for m in shown if "Traceback" in m.shown_text() or GENERIC in m.shown_text()]
         outcomes: dict[str, int] = defaultdict(int)
         for s in sent:
             outcomes[classify(s.answers[0]) if s.answers else "lost"] += 1
@@ -867,7 +859,7 @@ class Soak:
                             + ", ".join(s.label for s in twice[:8]))
         if tracebacks:
             failures.append(f"{len(tracebacks)} message(s) showed a traceback or 'something went wrong': "
-                            + " | ".join(message_text(m)[:120] for m in tracebacks[:3]))
+                            + " | ".join(m.shown_text()[:120] for m in tracebacks[:3]))
         for phase, mb in growth.items():
             if mb >= MEMORY_GROWTH_LIMIT_MB:
                 failures.append(f"bot #{phase} memory grew {mb:.0f} MB after warm-up (limit {MEMORY_GROWTH_LIMIT_MB:g})")

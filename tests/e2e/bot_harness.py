@@ -75,11 +75,7 @@ def is_error(msg: FakeMessage) -> bool:
 
 def embed_text(msg: FakeMessage) -> str:
     """Everything an embed shows, as one string (for assertions on messages)."""
-    parts = [msg.content or ""]
-    for e in msg.embeds:
-        parts += [e.get("title", ""), e.get("description", "")]
-        parts += [f"{f['name']}: {f['value']}" for f in e.get("fields", [])]
-    return "\n".join(parts)
+    return msg.shown_text()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -416,6 +416,14 @@ class FakeMessage:
     def filenames(self) -> list[str]:
         return [a.filename for a in self.attachments]
 
+    def shown_text(self) -> str:
+        """Everything the message shows a person: its content, then each embed's title, description and fields."""
+        parts = [self.content or ""]
+        for e in self.embeds:
+            parts += [e.get("title", ""), e.get("description", "")]
+            parts += [f"{f.get('name', '')}: {f.get('value', '')}" for f in e.get("fields", [])]
+        return "\n".join(parts)
+
     def button(self, custom_id: str) -> dict[str, Any] | None:
         """The component dict with this custom_id, searched through action rows/containers."""
 
