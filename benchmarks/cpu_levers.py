@@ -8,10 +8,12 @@ load drifts; interleaving spreads it over all of them).
 included) rather than the wall clock: on a machine whose cores are oversubscribed by others, wall times of
 multi-threaded passes say more about the neighbours than about the code.
 
-Variants of the pass: autocast (the engine before) or a bfloat16 copy of the weights (now); glibc's default
-allocator or ``retain_freed_memory`` (now); optionally torch.compile of the bfloat16 trunk. Variants of the
-objective at the job's size: Gram matrices from a float32 copy of each feature map (before) or in the features'
-own precision on a channels-last view (now). Prints the best time of each and the page faults per pass.
+Variants of the pass: autocast (the first engine) or a bfloat16 copy of the weights; glibc's default allocator or
+``retain_freed_memory``; the modules one by one or the fused conv+ReLU blocks of ``nst_engine.kernels`` (now);
+optionally torch.compile of the bfloat16 trunk. Variants of the objective at the job's size: Gram matrices from a
+float32 copy of each feature map (first), in the features' own precision on a channels-last view with the plain
+modules and autograd's Gram backward (second), and with the fused blocks and the one-product Gram backward (now).
+Prints the best time of each and the page faults per pass.
 """
 
 from __future__ import annotations
@@ -31,7 +33,13 @@ PASS_VARIANTS = {
     "autocast, default allocator (before)": ("autocast", False),
     "autocast, freed memory kept": ("autocast", True),
     "bf16 weights, default allocator": ("bf16", False),
-    "bf16 weights, freed memory kept (now)": ("bf16", True),
+    "bf16 weights, freed memory kept": ("bf16", True),
+    "bf16 weights, freed memory kept, fused blocks (now)": ("fused", True),
+}
+OBJECTIVE_VARIANTS = {
+    "Gram from float32 copies, plain modules (first)": "fp32-gram",
+    "Gram in bf16 on a channels-last view, plain modules": "plain",
+    "the same, fused blocks, one-product Gram backward (now)": "now",
 }
 COMPILED = "bf16 weights compiled (torch.compile), freed memory kept"
 
@@ -41,6 +49,13 @@ def _old_gram(features: torch.Tensor) -> torch.Tensor:
     _, channels, height, width = features.shape
     flat = features.float().reshape(channels, height * width)
     return (flat @ flat.T) / (height * width)
+
+
+def _autograd_gram(features: torch.Tensor) -> torch.Tensor:
+    """The Gram of the second engine: in the features' precision on a channels-last view, autograd's backward."""
+    _, channels, height, width = features.shape
+    positions = features.permute(0, 2, 3, 1).reshape(height * width, channels)
+    return (positions.T @ positions).float() / (height * width)
 
 
 def _clock(cpu_time: bool):
@@ -56,8 +71,10 @@ def measure_pass(weights: str, mode: str, retain: bool, side: int, repeats: int,
     from nst_engine.device import retain_freed_memory
 
     clock = _clock(cpu_time)
+    from nst_engine import kernels
     from nst_engine.weights import load_features
 
+    kernels.ENABLED = mode == "fused"  # the other variants run the modules one by one, as the engine did
     if retain:
         retain_freed_memory()
     model = load_features(weights).to(memory_format=torch.channels_last)
@@ -71,6 +88,8 @@ def measure_pass(weights: str, mode: str, retain: bool, side: int, repeats: int,
         if mode == "autocast":
             with torch.autocast("cpu", dtype=torch.bfloat16):
                 out = model(image, ("relu5_1",))["relu5_1"]
+        elif mode == "fused":
+            out = model(image, ("relu5_1",), torch.bfloat16)["relu5_1"]
         else:
             out = trunk(((image - model.mean) / model.std).to(torch.bfloat16))
         out.float().pow(2).mean().backward()
@@ -87,16 +106,17 @@ def measure_pass(weights: str, mode: str, retain: bool, side: int, repeats: int,
     return best, faults / repeats
 
 
-def measure_objective(weights: str, old_gram: bool, size: tuple[int, int], repeats: int, cpu_time: bool = False
+def measure_objective(weights: str, variant: str, size: tuple[int, int], repeats: int, cpu_time: bool = False
                       ) -> float:  # fmt: skip
-    """Best seconds of one evaluation of the engine's objective + gradient (freed memory kept in both)."""
+    """Best seconds of one evaluation of the engine's objective + gradient (freed memory kept in all variants)."""
     clock = _clock(cpu_time)
     import nst_engine.engine as engine
-    from nst_engine import load_vgg
+    from nst_engine import kernels, load_vgg
     from nst_engine.types import StyleOptions
 
-    if old_gram:
-        engine.gram_matrix = _old_gram
+    if variant != "now":
+        kernels.ENABLED = False
+        engine.gram_matrix = _old_gram if variant == "fp32-gram" else _autograd_gram
     model = load_vgg(weights, "cpu")
     width, height = size
     content = torch.rand(1, 3, height, width, generator=torch.Generator().manual_seed(0))
@@ -152,17 +172,17 @@ def main(argv: list[str] | None = None) -> None:
               f"its 320 evaluations: {320 * recipe:.0f} s\n{load_note()}")
         return
     passes: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
-    objective: dict[bool, list[float]] = {True: [], False: []}
+    objective: dict[str, list[float]] = {name: [] for name in OBJECTIVE_VARIANTS}
     ctx = multiprocessing.get_context("spawn")
     for _ in range(args.rounds):
         for name, (mode, retain) in variants.items():
             with ProcessPoolExecutor(1, mp_context=ctx) as pool:
                 passes[name].append(pool.submit(measure_pass, weights, mode, retain, args.side, args.repeats,
                                                    args.cpu_time).result())
-        for old in (True, False):
+        for name, variant in OBJECTIVE_VARIANTS.items():
             with ProcessPoolExecutor(1, mp_context=ctx) as pool:
-                objective[old].append(pool.submit(measure_objective, weights, old, tuple(args.size), args.repeats,
-                                                  args.cpu_time).result())  # fmt: skip
+                objective[name].append(pool.submit(measure_objective, weights, variant, tuple(args.size), args.repeats,
+                                                   args.cpu_time).result())  # fmt: skip
     print(f"\none forward+backward through relu5_1 at {args.side} px (best over rounds; page faults per pass)")
     before = min(t for t, _ in passes[next(iter(variants))])
     for name, runs in passes.items():
@@ -170,10 +190,10 @@ def main(argv: list[str] | None = None) -> None:
         faults = min(f for _, f in runs)
         print(f"  {name:<58} {best:6.3f} s  {faults:>8.0f} faults  {before / best:4.2f}x")
     w, h = args.size
-    old_s, new_s = min(objective[True]), min(objective[False])
     print(f"\none objective + gradient at {w}x{h} (bf16, freed memory kept)")
-    print(f"  Gram from float32 copies (before)   {old_s:6.3f} s")
-    print(f"  Gram in bf16 on a channels-last view {new_s:6.3f} s  {old_s / new_s:4.2f}x")
+    first = min(next(iter(objective.values())))
+    for name, seconds in objective.items():
+        print(f"  {name:<58} {min(seconds):6.3f} s  {first / min(seconds):4.2f}x")
     print(f"\n{load_note()}")
 
 

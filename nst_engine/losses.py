@@ -10,9 +10,30 @@ the matrix unit and rounded once (relative error ~0.2%, far below the difference
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 _EPS = 1e-12
+
+
+class _Gram(torch.autograd.Function):
+    """P^T P / n for positions P (n, C), with a backward of one product: the gradient 2 P sym(dG) / n.
+
+    Autograd's own backward of ``P.T @ P`` computes two products (one per operand) and adds them, a full-size
+    sum over the feature map.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, positions: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(positions)
+        return (positions.T @ positions).float() / positions.shape[0]
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        (positions,) = ctx.saved_tensors
+        symmetric = ((grad + grad.T) / positions.shape[0]).to(positions.dtype)
+        return positions @ symmetric
 
 
 def gram_matrix(features: torch.Tensor) -> torch.Tensor:
@@ -20,7 +41,8 @@ def gram_matrix(features: torch.Tensor) -> torch.Tensor:
     _, channels, height, width = features.shape
     # (H*W, C): a view of a channels-last map (the engine's layout), a copy otherwise.
     positions = features.permute(0, 2, 3, 1).reshape(height * width, channels)
-    return (positions.T @ positions).float() / (height * width)
+    gram: torch.Tensor = _Gram.apply(positions)
+    return gram
 
 
 def content_loss(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -8,6 +8,8 @@ import torch
 import torchvision
 from torch import nn
 
+from nst_engine import kernels
+
 # Index of each ReLU in torchvision's vgg19().features; conv N sits just before relu N.
 LAYER_INDEX: dict[str, int] = {
     "relu1_1": 1, "relu1_2": 3,
@@ -86,13 +88,28 @@ class VGGFeatures(nn.Module):
         if dtype is not None:
             x = x.to(dtype)
         out: dict[str, torch.Tensor] = {}
-        for idx, module in enumerate(trunk):
-            x = module(x)
-            if idx in wanted:
-                out[wanted[idx]] = x
-                if idx == last:
-                    break
+        idx = 0
+        while idx <= last:
+            x, idx = _block(trunk, idx, x, wanted)
+            if idx - 1 in wanted:
+                out[wanted[idx - 1]] = x
         return out
+
+
+def _block(trunk: nn.Sequential, idx: int, x: torch.Tensor, wanted: dict[int, str]) -> tuple[torch.Tensor, int]:
+    """Run the block of ``trunk`` that starts at module ``idx``; returns its output and the next module's index.
+
+    A conv -> ReLU pair is one fused block; conv -> ReLU -> max-pool is one block when no loss reads the ReLU's
+    output (``kernels``); any other module is a block of its own.
+    """
+    module = trunk[idx]
+    after = trunk[idx + 1] if idx + 1 < len(trunk) else None
+    if not (kernels.ENABLED and isinstance(module, nn.Conv2d) and isinstance(after, nn.ReLU)):
+        return module(x), idx + 1
+    pool = trunk[idx + 2] if idx + 2 < len(trunk) else None
+    if idx + 1 not in wanted and isinstance(pool, nn.MaxPool2d):
+        return kernels.conv_pool_relu(x, module, pool), idx + 3
+    return kernels.conv_relu(x, module), idx + 2
 
 
 def build_features(depth: int) -> nn.Sequential:
