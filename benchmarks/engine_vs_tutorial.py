@@ -6,10 +6,11 @@ The baseline side (the recipe and a plain float32 pass) runs in a fresh child pr
 as a user's script would; the engine runs in this process, set up as the worker pool sets it up (``load_vgg``).
 
 (a) one VGG19 forward+backward through relu5_1 on a square: the engine's pass (bfloat16 weights and activations,
-    channels-last) against a plain float32 NCHW pass through the same 13 convolutions (frozen network, as the tutorial
-    runs it); then one evaluation of each side's whole objective with its gradient at the job's output size: the
-    engine's (13 convolutions through relu5_1, five Gram matrices, content, TV) and the recipe's (5 convolutions
-    through conv3_1, five Gram matrices, content): different work, the per-step cost each method pays.
+    channels-last, conv+ReLU blocks fused: ``nst_engine.kernels``) against a plain float32 NCHW pass through the same
+    13 convolutions (frozen network, as the tutorial runs it); then one evaluation of each side's whole objective
+    with its gradient at the job's output size: the engine's (13 convolutions through relu5_1, five Gram matrices,
+    content, TV) and the recipe's (5 convolutions through conv3_1, five Gram matrices, content): different work, the
+    per-step cost each method pays.
 (b) end to end at --size: each preset, style targets computed afresh, against the recipe at the same output size.
 (c) final losses of every picture under one yardstick (the engine's float32 objective, balanced weights).
 (d) the style-target cache: the style image's passes for a balanced job at --size, computed vs found in the cache.
@@ -204,8 +205,8 @@ def main(argv: list[str] | None = None) -> None:
     for side in sides:
         engine_s = _engine_pass(model, side, args.repeats, use_bf16)
         plain_s = baseline.plain_pass[side]
-        print(f"  {side:>4} px square: engine {engine_s:.3f} s ({precision}, channels-last), plain float32 NCHW "
-              f"{plain_s:.3f} s -> {plain_s / engine_s:.1f}x faster")  # fmt: skip
+        print(f"  {side:>4} px square: engine {engine_s:.3f} s ({precision}, channels-last, fused blocks), plain "
+              f"float32 NCHW {plain_s:.3f} s -> {plain_s / engine_s:.1f}x faster")  # fmt: skip
     engine_eval = _engine_eval(model, content, style, size, args.repeats, use_bf16)
     print(f"  one objective + gradient at {size[0]}x{size[1]}: engine {engine_eval:.3f} s (13 convolutions through "
           f"relu5_1, {precision}, 5 Grams, content, TV); tutorial recipe {baseline.recipe_eval:.3f} s (5 convolutions "
@@ -219,7 +220,8 @@ def main(argv: list[str] | None = None) -> None:
         res = stylize(content, style, model=model, preset=name, size=args.size, style_cache=None)
         res.image.save(args.out / f"{name}.png")
         results[name] = (res.image, res.summary.seconds)
-        print(f"  {name:<9} {res.summary.seconds:7.1f} s  {res.summary.iterations} iterations, {res.summary.precision}")
+        print(f"  {name:<9} {res.summary.seconds:7.1f} s  {res.summary.iterations} {res.summary.optimizer} iterations, "
+              f"{res.summary.precision}")  # fmt: skip
     tut = baseline.tutorial
     if tut is not None:
         tut.image.save(args.out / "tutorial.png")

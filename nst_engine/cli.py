@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preserve-colors", action="store_true", help="keep the content image's colours")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same picture on the CPU)")
     parser.add_argument("--init", choices=("content", "noise"), default="content", help="start image")
-    parser.add_argument("--optimizer", choices=("adam", "lbfgs"), help="default: the preset's (adam)")
+    parser.add_argument("--optimizer", choices=("adam", "lbfgs"), help="default: the preset's (lbfgs)")
     parser.add_argument("--iterations", type=int, help="iterations at the final scale (earlier scales follow)")
     parser.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto", help="VGG pass precision")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: NST_DEVICE or auto)")

@@ -309,29 +309,84 @@ def _optimize_adam(
     return average
 
 
-def _optimize_lbfgs(x0: torch.Tensor, objective: _Objective, run: _Run, index: int) -> torch.Tensor:
-    """L-BFGS with its tolerances disabled, so it always runs the full schedule; one evaluation per iteration."""
+LBFGS_HISTORY = 50  # curvature pairs kept by L-BFGS
+FIRST_STEP = 0.01  # the largest pixel change ([0, 1] range) of L-BFGS's first step on a fresh history
+DIVERGED = 2.0  # an L-BFGS step whose loss exceeds this many times the best so far has diverged: restart
+
+
+def _optimize_lbfgs(
+    x0: torch.Tensor, objective: Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]], run: _Run,
+    index: int,
+) -> torch.Tensor:  # fmt: skip
+    """L-BFGS without a line search (one evaluation per iteration), its tolerances disabled so it always runs the full
+    schedule.
+
+    torch's L-BFGS starts with the step -g/|g|_1, which on a few hundred thousand pixels moves them by about 1e-6; the
+    first curvature pair then measures the bfloat16 rounding of the gradients rather than curvature, and the next step
+    can overshoot by far. So the first step of a fresh history is sized to move the pixels by at most FIRST_STEP. As a
+    guard, a step whose loss is not finite or over DIVERGED times the best seen goes back to the best image and starts
+    the history afresh; and the scale ends with its last image only when that is no worse than the best one seen (one
+    forward pass more: the last step is not evaluated otherwise).
+    """
     # L-BFGS flattens gradients with .view(), which needs the default contiguous layout.
     x = x0.detach().contiguous().clone().requires_grad_(True)
-    optimizer = torch.optim.LBFGS(
-        [x], lr=1.0, max_iter=1, max_eval=1, history_size=50, tolerance_grad=-1.0, tolerance_change=-1.0
-    )
+
+    def fresh() -> torch.optim.LBFGS:
+        return torch.optim.LBFGS([x], lr=1.0, max_iter=1, max_eval=1, history_size=LBFGS_HISTORY,
+                                 tolerance_grad=-1.0, tolerance_change=-1.0)  # fmt: skip
+
+    optimizer, first = fresh(), True
     latest: dict[str, torch.Tensor] = {}
+    best_loss, best = math.inf, x.detach().clone()
+    value = math.inf  # the loss of the latest evaluation
+    evaluated: torch.Tensor | None = None  # a loss at x whose gradient is in x.grad: the next closure call's answer
 
     def closure() -> torch.Tensor:
+        nonlocal best_loss, value, evaluated
+        if evaluated is not None:
+            loss, evaluated = evaluated, None
+            return loss
         optimizer.zero_grad(set_to_none=True)
         loss, terms = objective(x)
+        value = float(loss.detach())
+        if value < best_loss:
+            best_loss = value
+            best.copy_(x.detach())
         loss.backward()
         latest.update(terms)
         return loss
 
+    def first_step() -> None:
+        nonlocal evaluated
+        loss = closure()
+        assert x.grad is not None
+        total, largest = float(x.grad.abs().sum()), float(x.grad.abs().max())
+        if math.isfinite(total) and largest > 0:  # the step is -g * min(1, 1/|g|_1) * lr
+            optimizer.param_groups[0]["lr"] = FIRST_STEP / (largest * min(1.0, 1.0 / total))
+        evaluated = loss
+        optimizer.step(closure)
+        optimizer.param_groups[0]["lr"] = 1.0
+
     for iteration in range(1, run.scales[index].iterations + 1):
         run.check_stop()
         tick = time.perf_counter()
-        optimizer.step(closure)
+        if first:
+            first_step()
+            first = False
+        else:
+            optimizer.step(closure)
         with torch.no_grad():
+            if not math.isfinite(value) or value > DIVERGED * best_loss:
+                log.warning("L-BFGS diverged at scale %d, iteration %d (loss %.4g, best %.4g): restarting from the "
+                            "best image", index + 1, iteration, value, best_loss)  # fmt: skip
+                x.copy_(best)
+                optimizer, first = fresh(), True
             x.clamp_(0, 1)
         run.after_step(index, iteration, latest, time.perf_counter() - tick, lambda: x)
+    with torch.no_grad():
+        x.clamp_(0, 1)
+        if float(objective(x)[0]) > best_loss:
+            x.copy_(best)
     return x.detach()
 
 

@@ -21,7 +21,8 @@ from nst_engine import (
     plan_scales,
     stylize,
 )
-from nst_engine.engine import check_options
+from nst_engine.engine import _optimize_lbfgs, _Run, check_options
+from nst_engine.options import Scale
 
 
 @pytest.fixture(scope="module")
@@ -170,6 +171,26 @@ def test_lbfgs_runs_the_full_schedule_and_lowers_the_loss(model):
     result = stylize(CONTENT, STYLE, model=model, size=48, iterations=12, optimizer="lbfgs", progress=events.append)
     assert len(events) == 12 and result.summary.optimizer == "lbfgs"
     assert result.summary.end.total < result.summary.start.total
+
+
+def test_lbfgs_restarts_from_the_best_image_when_a_step_diverges(caplog):
+    evaluations = 0
+
+    def objective(x: torch.Tensor):
+        nonlocal evaluations
+        evaluations += 1
+        loss = (x - 0.3).pow(2).sum()
+        if evaluations == 4:  # as if the third step had overshot far past the minimum
+            loss = loss * 1e6 + 1e6
+        value = loss.detach()
+        return loss, {"content": value, "style": value, "tv": value, "total": value}
+
+    run = _Run([Scale(8, 8, iterations=10)], StyleOptions(), None, None)
+    with caplog.at_level("WARNING", logger="nst_engine"):
+        out = _optimize_lbfgs(torch.full((1, 3, 8, 8), 0.9), objective, run, 0)
+    assert evaluations == 11 and len(run.history) == 10  # and one evaluation of the last image
+    assert "L-BFGS diverged at scale 1, iteration 4" in caplog.text
+    assert (out - 0.3).abs().max() < 1e-3  # the restarted run still reached the minimum
 
 
 def _rescaled(model, factor: float):

@@ -83,7 +83,9 @@ def test_style_is_transferred_and_content_kept(real_model, pictures):
 
 def test_bf16_costs_no_quality_against_fp32(real_model, pictures):
     content, style = pictures
-    kwargs = {"preset": "fast", "size": 128, "iterations": 20}
+    # One scale of 40 L-BFGS iterations: past the first 20 or so, where any perturbation (bf16 rounding as much as
+    # another thread count) sends the run along a different path and the objective differs by up to 10% either way.
+    kwargs = {"preset": "fast", "size": 128, "iterations": 40}
     fp32 = stylize(content, style, model=real_model, precision="fp32", **kwargs)
     bf16 = stylize(content, style, model=real_model, precision="bf16", **kwargs)
     assert bf16.summary.precision == "bf16"
