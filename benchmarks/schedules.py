@@ -5,7 +5,8 @@
 The earlier schedules (Adam with iterate averaging, ``BEFORE``) are registered under names of their own for the
 run. Each pair (photo i with painting i of ../shared/images) is rendered by both, style targets computed afresh,
 and both pictures are scored under the engine's float32 objective with ``balanced``'s weights (the yardstick of
-``make bench``; lower is better). Pictures are saved side by side (before left) for a look.
+``make bench``; lower is better). Pictures are saved side by side (before left) for a look, one file per pair and a
+sheet of all pairs per preset (``<preset>-sheet.jpg``; the README's before/after picture is ``balanced-sheet.jpg``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,20 @@ BEFORE: dict[str, Preset] = {
         ("quality", (200, 150, 120, 100, 80, 60)),
     )
 }
+
+
+SHEET_WIDTH = 1024
+
+
+def stack(sides: list[Image.Image], gap: int = 8) -> Image.Image:
+    """Side-by-side pictures one under another, each scaled to SHEET_WIDTH."""
+    rows = [s.resize((SHEET_WIDTH, round(s.height * SHEET_WIDTH / s.width)), Image.Resampling.LANCZOS) for s in sides]
+    sheet = Image.new("RGB", (SHEET_WIDTH, sum(r.height for r in rows) + gap * (len(rows) - 1)), "white")
+    y = 0
+    for row in rows:
+        sheet.paste(row, (0, y))
+        y += row.height + gap
+    return sheet
 
 
 @contextlib.contextmanager
@@ -64,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
             before, now = BEFORE[name], PRESETS[name]
             print(f"\n{name}: before {before.optimizer} {before.iterations}, now {now.optimizer} {now.iterations}")
             print(f"  {'pair':<34} {'before s':>8} {'now s':>8} {'before obj':>10} {'now obj':>10}")
-            rows = []
+            rows, sides = [], []
             for photo_path, painting_path in zip(photos, paintings, strict=True):
                 photo, painting = open_rgb(photo_path), open_rgb(painting_path)
                 row: list[float] = []
@@ -81,6 +96,8 @@ def main(argv: list[str] | None = None) -> None:
                 side.paste(pictures[0], (0, 0))
                 side.paste(pictures[1], (pictures[0].width + 8, 0))
                 side.save(args.out / f"{name}-{photo_path.stem}-{painting_path.stem}.jpg", quality=90)
+                sides.append(side)
+            stack(sides).save(args.out / f"{name}-sheet.jpg", quality=85, optimize=True)
             time_before, time_now = (sum(r[i] for r in rows) for i in (0, 2))
             obj_before, obj_now = (statistics.mean(r[i] for r in rows) for i in (1, 3))
             worse = sum(r[3] > r[1] for r in rows)

@@ -377,8 +377,9 @@ def _optimize_lbfgs(
             optimizer.step(closure)
         with torch.no_grad():
             if not math.isfinite(value) or value > DIVERGED * best_loss:
-                log.warning("L-BFGS diverged at scale %d, iteration %d (loss %.4g, best %.4g): restarting from the "
-                            "best image", index + 1, iteration, value, best_loss)  # fmt: skip
+                # ``value`` is the loss where this iteration started: the step before it diverged.
+                log.warning("L-BFGS diverged at scale %d, step %d (loss %.4g, best %.4g): restarting from the best "
+                            "image", index + 1, iteration - 1, value, best_loss)  # fmt: skip
                 x.copy_(best)
                 optimizer, first = fresh(), True
             x.clamp_(0, 1)

@@ -11,8 +11,9 @@ VGG pass. So:
   the convolution's output first and apply the ReLU to the quarter-size result. Max and ReLU are both monotone, so
   relu(max(a)) = max(relu(a)) and the gradient reaches the same pixels.
 
-Both give the same numbers as the plain modules (tests/test_kernels.py compares them bit for bit). Elsewhere (CUDA,
-autocast, a PyTorch without oneDNN) ``conv_relu`` is the plain pair of modules.
+Both give the plain modules' values: the pool rewrite exactly, the fused call up to the rounding of another oneDNN
+kernel (tests/test_kernels.py compares them). Elsewhere (CUDA, autocast, oneDNN off or missing) ``conv_relu`` is
+``relu(conv(x))`` in plain PyTorch.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ from torch import nn
 ENABLED = True
 
 
+def _autocast_on_cpu() -> bool:
+    try:
+        return torch.is_autocast_enabled("cpu")
+    except TypeError:  # torch < 2.4 takes no device type
+        return torch.is_autocast_cpu_enabled()
+
+
 def _fusable(x: torch.Tensor, conv: nn.Conv2d) -> bool:
     """Whether oneDNN's fused convolution applies: a CPU tensor, no autocast (which the fused op would bypass), a
     plain zero-padded convolution, and frozen weights (its backward computes no weight gradient)."""
@@ -35,8 +43,9 @@ def _fusable(x: torch.Tensor, conv: nn.Conv2d) -> bool:
         and x.dtype in (torch.float32, torch.bfloat16)
         and x.dtype == conv.weight.dtype
         and torch.backends.mkldnn.is_available()
+        and bool(torch.backends.mkldnn.enabled)
         and hasattr(torch.ops.mkldnn, "_convolution_pointwise")
-        and not torch.is_autocast_enabled("cpu")
+        and not _autocast_on_cpu()
         and conv.padding_mode == "zeros"
         and isinstance(conv.padding, tuple)
         and not conv.weight.requires_grad

@@ -189,7 +189,7 @@ def test_lbfgs_restarts_from_the_best_image_when_a_step_diverges(caplog):
     with caplog.at_level("WARNING", logger="nst_engine"):
         out = _optimize_lbfgs(torch.full((1, 3, 8, 8), 0.9), objective, run, 0)
     assert evaluations == 11 and len(run.history) == 10  # and one evaluation of the last image
-    assert "L-BFGS diverged at scale 1, iteration 4" in caplog.text
+    assert "L-BFGS diverged at scale 1, step 3" in caplog.text  # the step whose loss the 4th evaluation saw
     assert (out - 0.3).abs().max() < 1e-3  # the restarted run still reached the minimum
 
 
