@@ -35,7 +35,7 @@ from nst_engine.pool.wire import (
     decode_error,
     encode_error,
 )
-from nst_engine.pool.worker import ProgressThrottle, run_job
+from nst_engine.pool.worker import ProgressThrottle, is_out_of_memory, run_job
 from nst_engine.types import ProgressEvent, StyleOptions
 from tests.test_pool_helpers import SHARED_ENV, STYLE, noise_image
 
@@ -121,6 +121,26 @@ def test_the_retry_runs_after_the_failed_attempts_memory_is_released(model: Any)
     outcome, _ = run(spec(noise_image(64, 56, 4), size=56, iterations=2), model, stylize=fake_gpu)
     assert isinstance(outcome, Done), outcome
     assert alive_at_retry == [False]
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("[enforce fail at alloc_cpu.cpp:121] DefaultCPUAllocator: can't allocate memory: you tried to "
+                     "allocate 1073741824 bytes. Error code 12 (Cannot allocate memory)"),
+        RuntimeError("could not create a primitive"),  # oneDNN, when its set-up allocation fails under a memory cap
+        MemoryError(),
+    ],
+    ids=["cuda", "cpu-allocator", "onednn", "python"],
+)
+def test_each_way_of_running_out_of_memory_is_recognised(error: BaseException) -> None:
+    assert is_out_of_memory(error)
+
+
+def test_other_errors_are_not_taken_for_out_of_memory() -> None:
+    assert not is_out_of_memory(RuntimeError("Given groups=1, weight of size [64, 3, 3, 3], expected input"))
+    assert not is_out_of_memory(ValueError("could not create a primitive"))
 
 
 def test_out_of_memory_twice_is_a_clear_error(model: Any) -> None:

@@ -100,7 +100,11 @@ def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, oom_type):
         return True
     text = str(exc)
-    return isinstance(exc, RuntimeError) and ("CUDA out of memory" in text or "can't allocate memory" in text)
+    # oneDNN (the CPU's convolutions) reports a failed allocation while it sets a call up only as "could not create a
+    # primitive"; the engine's convolutions are the same at every size, so there it means memory ran out.
+    return isinstance(exc, RuntimeError) and any(
+        m in text for m in ("CUDA out of memory", "can't allocate memory", "could not create a primitive")
+    )
 
 
 def _free_memory() -> None:
