@@ -233,7 +233,7 @@ def _vm_peak() -> int:
 def _oom_child(device: str, weights: str, size: int) -> tuple[str, str]:
     """In a fresh process: measure what the job needs at the retry size, cap memory a little above that, then run the
     job at full size through the worker's own code, which must run out of memory and retry smaller."""
-    from nst_engine.pool.wire import Done, JobSpec, RawImage
+    from nst_engine.pool.wire import Done, RawImage, RunMessage
     from nst_engine.pool.worker import OOM_RETRY_FACTOR, run_job
 
     model = load_vgg(weights, device)
@@ -253,7 +253,7 @@ def _oom_child(device: str, weights: str, size: int) -> tuple[str, str]:
         allowed = int(_vm_peak() * 1.1)
         resource.setrlimit(resource.RLIMIT_AS, (allowed, resource.RLIM_INFINITY))
         cap = f"address space capped at {allowed / 2**30:.2f} GiB (1.1x the retry size's peak)"
-    spec = JobSpec(seq=1, job_id="oom-check", content=RawImage.from_pil(content), styles=(RawImage.from_pil(style),),
+    spec = RunMessage(seq=1, job_id="oom-check", content=RawImage.from_pil(content), styles=(RawImage.from_pil(style),),
                    options=options)  # fmt: skip
     outcome = run_job(spec, model=model, send=lambda _message: None, should_stop=lambda: False, progress_interval=1)
     if isinstance(outcome, Done):

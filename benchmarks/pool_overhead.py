@@ -22,7 +22,7 @@ from PIL import Image
 
 from nst_engine import StyleOptions, load_vgg, stylize
 from nst_engine.pool import ProcessPoolBackend, StyleRequest
-from nst_engine.pool.config import default_threads
+from nst_engine.pool.devices import default_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

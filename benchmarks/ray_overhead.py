@@ -35,7 +35,7 @@ import torch
 from benchmarks.pool_overhead import _choose_weights, _images
 from nst_engine import StyleOptions, load_vgg, stylize
 from nst_engine.pool import ProcessPoolBackend, RayBackend, StyleRequest
-from nst_engine.pool.config import default_threads
+from nst_engine.pool.devices import default_threads
 from nst_engine.pool.ray_connection import use_process_token
 
 Backend = ProcessPoolBackend | RayBackend

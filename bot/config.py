@@ -1,4 +1,7 @@
-"""Bot settings, read from the environment and from ``.env`` (see ``.env.example`` for every setting)."""
+"""Bot settings, read from the environment and from ``.env`` (see ``.env.example`` for every setting).
+
+They extend the style backends' ``PoolSettings`` (the NST_* settings and RAY_ADDRESS), so one ``.env`` feeds both.
+"""
 
 from __future__ import annotations
 
@@ -15,10 +18,13 @@ from pydantic_settings import (
     SettingsConfigDict,
 )
 
-KNOWN_PRESETS = ("fast", "balanced", "quality")
+from nst_engine.pool.settings import PoolSettings
+from nst_engine.presets import PRESETS
+
+KNOWN_PRESETS: tuple[str, ...] = tuple(PRESETS)  # the engine's presets, in its order
 
 
-class Settings(BaseSettings):
+class Settings(PoolSettings):
     """Everything the bot can be configured with. Bot-wide ceilings bound what any server may set."""
 
     model_config = SettingsConfigDict(
@@ -56,16 +62,9 @@ class Settings(BaseSettings):
     gallery_max_mb: float = Field(20.0, gt=0)
     gallery_max_side: int = Field(1024, ge=256, le=4096)
 
-    # Engine and worker pool.
-    nst_weights: str = "imagenet"
-    nst_device: str = "auto"
-    nst_workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"
-    nst_job_timeout: float = Field(600.0, gt=0)
+    # Engine and worker pool: PoolSettings' NST_* settings; the bot's fair queue is in front of the pool's queue,
+    # so the pool holds fewer jobs waiting than a bare backend would.
     nst_max_queue: int = Field(16, ge=1)
-    # Where jobs run: "process" (worker processes here) or "ray" (a Ray cluster, see README "Scaling out").
-    nst_backend: Literal["process", "ray"] = "process"
-    ray_address: str | None = None  # Ray's own variable: the cluster to join; unset = a local Ray on this machine
-    nst_cpus_per_worker: float = Field(1.0, gt=0)  # Ray: CPUs each slot reserves (and a CPU slot's threads)
 
     log_level: str = "INFO"
 

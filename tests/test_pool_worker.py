@@ -23,14 +23,14 @@ from nst_engine.errors import (
 )
 from nst_engine.options import shrink as _shrink
 from nst_engine.pool import ProcessPoolBackend, describe_exit
-from nst_engine.pool.config import plan_devices
+from nst_engine.pool.devices import plan_devices
 from nst_engine.pool.wire import (
     Done,
     ErrorInfo,
     Failed,
-    JobSpec,
     Progress,
     RawImage,
+    RunMessage,
     WorkerMessage,
     decode_error,
     encode_error,
@@ -45,12 +45,12 @@ def model() -> Any:
     return load_vgg("random", "cpu")
 
 
-def spec(content: Image.Image, seq: int = 1, **options: Any) -> JobSpec:
+def spec(content: Image.Image, seq: int = 1, **options: Any) -> RunMessage:
     opts = StyleOptions(preset="fast", precision="fp32", **options)
-    return JobSpec(seq, "job", RawImage.from_pil(content), (RawImage.from_pil(STYLE),), opts)
+    return RunMessage(seq, "job", RawImage.from_pil(content), (RawImage.from_pil(STYLE),), opts)
 
 
-def run(job: JobSpec, model: Any, **kwargs: Any) -> tuple[Done | Failed, list[Progress]]:
+def run(job: RunMessage, model: Any, **kwargs: Any) -> tuple[Done | Failed, list[Progress]]:
     sent: list[Progress] = []
     kwargs.setdefault("should_stop", lambda: False)
     outcome = run_job(job, model=model, send=collect(sent), progress_interval=0.0, **kwargs)
@@ -274,3 +274,19 @@ def test_exit_codes_in_words() -> None:
     assert describe_exit(-9) == "was killed by SIGKILL (often the system's out-of-memory killer)"
     assert describe_exit(-11) == "was killed by SIGSEGV"
     assert describe_exit(3) == "exited with code 3"
+
+
+def test_a_dotenv_file_feeds_the_backend_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    for name in (*SHARED_ENV, "NST_THREADS_PER_WORKER", "NST_BACKEND"):
+        monkeypatch.delenv(name, raising=False)
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("NST_START_TIMEOUT=42\nNST_STOP_GRACE=3\nNST_PROGRESS_INTERVAL=0.2\nNST_THREADS_PER_WORKER=2\n")
+    monkeypatch.chdir(tmp_path)
+    pool = ProcessPoolBackend.from_env(device="cpu")
+    assert (pool.start_timeout, pool.stop_grace, pool.progress_interval, pool.threads_per_worker) == (42.0, 3.0, 0.2, 2)
+    monkeypatch.setenv("NST_START_TIMEOUT", "7")  # the environment wins over .env
+    assert ProcessPoolBackend.from_env(device="cpu").start_timeout == 7.0
+    monkeypatch.delenv("NST_START_TIMEOUT")
+    dotenv.write_text("NST_START_TIMEOUT=later\n")
+    with pytest.raises(ValueError, match="NST_START_TIMEOUT must be a number of seconds, got 'later'"):
+        ProcessPoolBackend.from_env(device="cpu")

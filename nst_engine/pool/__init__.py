@@ -7,27 +7,31 @@
         result = await job.result()
 
 ``ProcessPoolBackend`` runs worker processes on this machine; ``RayBackend`` runs Ray actors on this machine or on a
-cluster of GPU machines. Both hand out the same ``PoolJob`` handles. Importing this package imports neither torch nor
-ray: the workers and actors do. The environment variables are listed in ``nst_engine.pool.backend`` and
-``nst_engine.pool.ray_backend``.
+cluster of GPU machines; both are transports under one job lifecycle (``core.BackendCore``) and hand out the same
+``PoolJob``. Importing this package imports neither torch nor ray: the workers and actors do. The settings (NST_*,
+from the environment and ``.env``) are ``settings.PoolSettings``.
 """
 
-from nst_engine.pool.backend import ProcessPoolBackend, describe_exit
-from nst_engine.pool.factory import backend_from_env, backend_kind
+from nst_engine.pool.factory import backend_from_env, backend_from_settings
 from nst_engine.pool.job import PoolJob
+from nst_engine.pool.process_backend import ProcessPoolBackend
 from nst_engine.pool.protocol import JobHandle, JobState, StyleBackend, StyleRequest, WorkerInfo
 from nst_engine.pool.ray_backend import RayBackend
+from nst_engine.pool.settings import PoolSettings, load_pool_settings
+from nst_engine.pool.worker_process import describe_exit
 
 __all__ = [
     "JobHandle",
     "JobState",
     "PoolJob",
+    "PoolSettings",
     "ProcessPoolBackend",
     "RayBackend",
     "StyleBackend",
     "StyleRequest",
     "WorkerInfo",
     "backend_from_env",
-    "backend_kind",
+    "backend_from_settings",
     "describe_exit",
+    "load_pool_settings",
 ]

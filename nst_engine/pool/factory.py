@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import os
-from typing import Any, Literal
+from typing import Any
 
 from nst_engine.pool.protocol import StyleBackend
-
-BackendKind = Literal["process", "ray"]
-BACKEND_KINDS: tuple[BackendKind, ...] = ("process", "ray")
+from nst_engine.pool.settings import PoolSettings, load_pool_settings
 
 
-def backend_kind(kind: str | None = None) -> BackendKind:
-    """``kind``, else env NST_BACKEND, else ``process``; ValueError naming the choices for anything else."""
-    raw = (kind or os.environ.get("NST_BACKEND") or "process").strip().lower()
-    for known in BACKEND_KINDS:
-        if raw == known:
-            return known
-    raise ValueError(f"NST_BACKEND must be one of {', '.join(BACKEND_KINDS)}, got {raw!r}")
+def backend_from_settings(settings: PoolSettings, kind: str | None = None, **overrides: Any) -> StyleBackend:
+    """The backend ``kind`` (None: the NST_BACKEND setting) configured from ``settings``; keyword overrides win.
+
+    The bot's ``Settings`` extend ``PoolSettings``, so the bot passes its own. None overrides are ignored.
+    """
+    chosen = PoolSettings.model_validate({"nst_backend": kind}).nst_backend if kind else settings.nst_backend
+    arguments = {name: value for name, value in overrides.items() if value is not None}
+    if chosen == "ray":
+        from nst_engine.pool.ray_backend import RayBackend
+
+        return RayBackend.from_settings(settings, **arguments)
+    from nst_engine.pool.process_backend import ProcessPoolBackend
+
+    return ProcessPoolBackend.from_settings(settings, **arguments)
 
 
 def backend_from_env(
@@ -27,21 +31,15 @@ def backend_from_env(
     cpus_per_worker: float | None = None,
     **overrides: Any,
 ) -> StyleBackend:
-    """The backend ``kind`` (None: NST_BACKEND) configured from the NST_* environment; keyword overrides win.
+    """The backend ``kind`` (None: NST_BACKEND) configured from the environment and ``.env``; keyword overrides win.
 
     ``overrides`` are the settings both backends share (workers, device, weights, job_timeout, max_queue, ...;
-    None values are ignored). ``ray_address`` and ``cpus_per_worker`` apply to the Ray backend only (None: its
-    RAY_ADDRESS and NST_CPUS_PER_WORKER), so one call serves both.
+    None values are ignored). ``ray_address`` and ``cpus_per_worker`` apply to the Ray backend only, so one call
+    serves both.
     """
-    settings = {name: value for name, value in overrides.items() if value is not None}
-    if backend_kind(kind) == "ray":
-        from nst_engine.pool.ray_backend import RayBackend
-
-        if ray_address is not None:
-            settings["address"] = ray_address
-        if cpus_per_worker is not None:
-            settings["cpus_per_worker"] = cpus_per_worker
-        return RayBackend.from_env(**settings)
-    from nst_engine.pool.backend import ProcessPoolBackend
-
-    return ProcessPoolBackend.from_env(**settings)
+    settings = load_pool_settings()
+    if ray_address is not None:
+        settings = settings.model_copy(update={"ray_address": ray_address})
+    if cpus_per_worker is not None:
+        settings = settings.model_copy(update={"nst_cpus_per_worker": cpus_per_worker})
+    return backend_from_settings(settings, kind, **overrides)

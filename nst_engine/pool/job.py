@@ -1,13 +1,12 @@
-"""The job types both backends share, written once.
+"""The submitted job both backends hand out, and the queue it waits in.
 
-Glossary: a *request* (``StyleRequest``) is what a caller submits; the *handle* (``PoolJob``) is what it gets back
-and all it ever touches (state, position, events, result, cancel); an *assignment* is the backend's record of a job
-running on one worker (sequence number, stop reason, timers), kept with that worker, never on the handle; the
-``JobQueue`` holds handles waiting for a worker.
+Glossary: a *request* (``StyleRequest``) is what a caller submits; the *job* (``PoolJob``) is what it gets back:
+the caller touches its handle side (state, position, events, result, cancel), the backend core its running side
+(the ``seq`` that names it on its worker, why it was told to stop, its timers). The ``JobQueue`` holds jobs waiting
+for a worker.
 
-The handle knows nothing of the backend: it is given a ``cancel`` and a ``position`` function when it is made, and
-the backend reports to it through ``mark_running`` / ``push_event`` / ``finish``. So no module here imports a
-backend, and a backend imports this module only.
+The job knows nothing of the backend: it is given a ``cancel`` and a ``position`` function when it is made, and the
+core reports to it through ``mark_running`` / ``push_event`` / ``finish_*``. So no module here imports a backend.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ import collections
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from typing import Literal
 
 from nst_engine.errors import Cancelled, JobTimeoutError, QueueFullError
@@ -63,11 +61,14 @@ class EventStream:
 
 
 class PoolJob:
-    """The handle of a submitted job (implements the ``JobHandle`` protocol), the same for every backend.
+    """A submitted job (implements the ``JobHandle`` protocol), the same for every backend.
 
     Besides the protocol it exposes timings (``submitted_at``/``started_at``/``finished_at``, monotonic seconds),
     ``worker`` (where it ran, e.g. ``pid 4242`` or ``node 10.0.0.7 pid 4242``), ``worker_pid``, ``steps``
     (iterations the worker ran) and ``last_event``. Use it from the event loop's thread.
+
+    The core's side: ``seq`` names the job on its worker (a stop request names the seq to stop, so a late stop never
+    hits the next job), ``stop_reason`` says why it was told to stop, and its timeout and kill timers end with it.
     """
 
     def __init__(
@@ -87,6 +88,9 @@ class PoolJob:
         self.worker_pid: int | None = None
         self.steps = 0
         self.last_event: ProgressEvent | None = None
+        self.seq = 0
+        self.stop_reason: StopReason | None = None
+        self._timers: list[asyncio.TimerHandle] = []
         self._cancel = cancel
         self._position = position
         self._state: JobState = "queued"
@@ -138,9 +142,10 @@ class PoolJob:
     def __repr__(self) -> str:
         return f"<PoolJob {self.job_id} {self._state} owner={self.owner!r}>"
 
-    # Reported by the backend -------------------------------------------------------------------------------------
+    # Reported by the backend core --------------------------------------------------------------------------------
 
-    def mark_running(self, worker: str, pid: int | None) -> None:
+    def mark_running(self, seq: int, worker: str, pid: int | None) -> None:
+        self.seq = seq
         self._state = "running"
         self.worker = worker
         self.worker_pid = pid
@@ -158,6 +163,9 @@ class PoolJob:
         """End the job (once; later calls are ignored) and log its outcome."""
         if self.done:
             return
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
         self._state = state
         self._result = result
         self._error = error
@@ -179,6 +187,49 @@ class PoolJob:
             ran,
             self.steps,
         )
+
+    def add_timer(self, timer: asyncio.TimerHandle) -> None:
+        """A timer (time limit, kill) that is cancelled when the job ends."""
+        self._timers.append(timer)
+
+    def request_stop(self, reason: StopReason) -> bool:
+        """Record why the job is to stop; False (and nothing changes) when it is already stopping or has ended."""
+        if self.stop_reason is not None or self.done:
+            return False
+        self.stop_reason = reason
+        return True
+
+    def finish_stopped(self) -> None:
+        """End a job that was told to stop, with the error that says why."""
+        state, error = stopped_outcome(self.stop_reason or "cancel", self.timeout)
+        self.finish(state, error=error)
+
+    def finish_reported(self, outcome: StyleResult | ErrorInfo, *, runner: str, logger: logging.Logger) -> None:
+        """End the job with the result or error its worker reported; a job told to stop ends as it was told.
+
+        ``runner`` names the kind of worker for the log (``worker``, ``actor``), ``logger`` is the backend's.
+        """
+        if isinstance(outcome, StyleResult):
+            if self.stop_reason is not None:  # finished just as it was told to stop: the stop wins
+                self.finish_stopped()
+            else:
+                self.finish("done", result=outcome)
+            return
+        error = decode_error(outcome)
+        if isinstance(error, Cancelled) and self.stop_reason is not None:
+            self.finish_stopped()
+            return
+        if outcome.detail:  # an unexpected error: the traceback is for the log, never for users
+            logger.error("job %s failed inside the %s:\n%s", self.job_id, runner, outcome.detail)
+        state: EndState = "cancelled" if isinstance(error, Cancelled) else "failed"
+        self.finish(state, error=error)
+
+    def finish_lost(self, error: BaseException) -> None:
+        """End the job whose worker died under it: as it was told, if it was told to stop, else with ``error``."""
+        if self.stop_reason is not None:
+            self.finish_stopped()
+        else:
+            self.finish("failed", error=error)
 
 
 class JobQueue:
@@ -242,68 +293,6 @@ class JobQueue:
     def cancel_all(self, message: str) -> None:
         while self._jobs:
             self._jobs.popleft().finish("cancelled", error=Cancelled(message))
-
-
-@dataclass
-class Assignment:
-    """A job running on one worker: the worker's record of it (the handle never sees this).
-
-    ``seq`` identifies the job on that worker (a stop request names the seq to stop, so a late stop never hits the
-    next job); ``stop_reason`` says why it was told to stop; ``timers`` are its timeout and kill timers.
-    """
-
-    job: PoolJob
-    seq: int
-    stop_reason: StopReason | None = None
-    timers: list[asyncio.TimerHandle] = field(default_factory=list)
-
-    def cancel_timers(self) -> None:
-        for timer in self.timers:
-            timer.cancel()
-        self.timers.clear()
-
-    def finish(self, state: EndState, *, result: StyleResult | None = None, error: BaseException | None = None) -> None:
-        self.cancel_timers()
-        self.job.finish(state, result=result, error=error)
-
-    def finish_stopped(self) -> None:
-        """End a job that was told to stop, with the error that says why."""
-        state, error = stopped_outcome(self.stop_reason or "cancel", self.job.timeout)
-        self.finish(state, error=error)
-
-    def request_stop(self, reason: StopReason) -> bool:
-        """Record why the job is to stop; False (and nothing changes) when it is already stopping or has ended."""
-        if self.stop_reason is not None or self.job.done:
-            return False
-        self.stop_reason = reason
-        return True
-
-    def finish_reported(self, outcome: StyleResult | ErrorInfo, *, runner: str, logger: logging.Logger) -> None:
-        """End the job with the result or error its worker reported; a job told to stop ends as it was told.
-
-        ``runner`` names the kind of worker for the log (``worker``, ``actor``), ``logger`` is the backend's.
-        """
-        if isinstance(outcome, StyleResult):
-            if self.stop_reason is not None:  # finished just as it was told to stop: the stop wins
-                self.finish_stopped()
-            else:
-                self.finish("done", result=outcome)
-            return
-        error = decode_error(outcome)
-        if isinstance(error, Cancelled) and self.stop_reason is not None:
-            self.finish_stopped()
-            return
-        if outcome.detail:  # an unexpected error: the traceback is for the log, never for users
-            logger.error("job %s failed inside the %s:\n%s", self.job.job_id, runner, outcome.detail)
-        state: EndState = "cancelled" if isinstance(error, Cancelled) else "failed"
-        self.finish(state, error=error)
-
-    def finish_lost(self, error: BaseException) -> None:
-        """End the job whose worker died under it: as it was told, if it was told to stop, else with ``error``."""
-        if self.stop_reason is not None:
-            self.finish_stopped()
-        else:
-            self.finish("failed", error=error)
 
 
 def stopped_outcome(reason: StopReason, timeout: float) -> tuple[EndState, Exception]:

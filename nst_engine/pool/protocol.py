@@ -18,7 +18,7 @@ WorkerState = Literal["starting", "idle", "busy", "dead", "broken"]
 
 @dataclass(frozen=True)
 class StyleRequest:
-    """One job: decoded and validated RGB images (see ``nst_engine.images``) and the options."""
+    """What to compute: decoded and validated RGB images (see ``nst_engine.images``) and the options."""
 
     content: Image.Image
     styles: Sequence[Image.Image]

@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 from nst_engine.pool.wire import (
     Done,
-    EncodedImage,
     ErrorInfo,
     Failed,
-    JobSpec,
+    PngImage,
+    RunMessage,
     WorkerMessage,
     encode_error,
 )
@@ -33,7 +33,7 @@ ACTOR_CONCURRENCY = 3  # run + stop + watch
 
 
 @dataclass(frozen=True)
-class ActorReady:
+class ActorPlacement:
     """Where a slot's actor runs, once its weights are loaded."""
 
     pid: int
@@ -74,13 +74,13 @@ class StyleActor:
         self._stop_seq = 0
         self._forever = threading.Event()
 
-    def load(self) -> ActorReady | ActorLoadFailed:
+    def load(self) -> ActorPlacement | ActorLoadFailed:
         """Load the weights (once); what a slot waits for before it takes jobs."""
         import ray
 
         started = time.perf_counter()
         context = ray.get_runtime_context()
-        place = ActorReady(
+        place = ActorPlacement(
             pid=os.getpid(),
             device="",
             load_seconds=0.0,
@@ -113,7 +113,7 @@ class StyleActor:
             raise RuntimeError("this slot was given a GPU, but CUDA is not usable in the actor's process")
         return "cpu"
 
-    def run(self, spec: JobSpec) -> Iterator[WorkerMessage]:
+    def run(self, spec: RunMessage) -> Iterator[WorkerMessage]:
         """Run one job, yielding its throttled progress messages and, last, its ``Done`` or ``Failed``."""
         from nst_engine.pool.worker import run_job
 
@@ -127,7 +127,7 @@ class StyleActor:
                     send=messages.put,
                     should_stop=lambda: self._stop_seq == spec.seq,
                     progress_interval=self._progress_interval,
-                    codec=EncodedImage.from_pil,
+                    codec=PngImage.from_pil,
                 )
             except BaseException as exc:  # run_job reports errors itself; this is the last line of defence
                 outcome = Failed(spec.seq, encode_error(exc), 0)

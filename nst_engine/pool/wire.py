@@ -1,8 +1,9 @@
 """Messages between the pool (asyncio side) and its worker processes, and how errors cross the process boundary.
 
 Images travel as raw RGB bytes plus their size through the local pipes (cheaper than pickling PIL objects and
-independent of Pillow's pickle format), and as PNG bytes to and from Ray actors, where they may cross a network. Exceptions travel as an ``ErrorInfo`` (class name, message, role) and are rebuilt as the same
-``nst_engine.errors`` class on the other side, because pickling an exception loses keyword-only fields like ``role``.
+independent of Pillow's pickle format), and as PNG bytes to and from Ray actors, where they may cross a network.
+Exceptions travel as an ``ErrorInfo`` (class name, message, role) and are rebuilt as the same ``nst_engine.errors``
+class on the other side, because pickling an exception loses keyword-only fields like ``role``.
 """
 
 from __future__ import annotations
@@ -38,13 +39,13 @@ class RawImage:
 
 
 @dataclass(frozen=True)
-class EncodedImage:
+class PngImage:
     """An RGB image as PNG bytes (lossless, about half the raw size for photos; fast compression level)."""
 
     data: bytes
 
     @classmethod
-    def from_pil(cls, image: Image.Image) -> EncodedImage:
+    def from_pil(cls, image: Image.Image) -> PngImage:
         rgb = image if image.mode == "RGB" else image.convert("RGB")
         buffer = io.BytesIO()
         rgb.save(buffer, format="PNG", compress_level=1)
@@ -57,7 +58,7 @@ class EncodedImage:
             return image.convert("RGB")
 
 
-PackedImage = RawImage | EncodedImage
+PackedImage = RawImage | PngImage
 ImageCodec = Callable[[Image.Image], PackedImage]
 
 
@@ -65,8 +66,8 @@ ImageCodec = Callable[[Image.Image], PackedImage]
 
 
 @dataclass(frozen=True)
-class JobSpec:
-    """One job for a worker. ``seq`` identifies it on that worker (the cancel flag holds the seq to stop)."""
+class RunMessage:
+    """The message that tells a worker to run a job; ``seq`` names it there (a stop names the seq to stop)."""
 
     seq: int
     job_id: str
@@ -94,7 +95,9 @@ class ErrorInfo:
 
 
 @dataclass(frozen=True)
-class Ready:
+class WeightsLoaded:
+    """The worker has loaded VGG19 and takes jobs."""
+
     pid: int
     device: str
     load_seconds: float
@@ -102,11 +105,15 @@ class Ready:
 
 @dataclass(frozen=True)
 class LoadFailed:
+    """The worker could not load the weights and exits."""
+
     error: ErrorInfo
 
 
 @dataclass(frozen=True)
 class Progress:
+    """One throttled progress event of job ``seq``."""
+
     seq: int
     event: ProgressEvent  # with preview=None: the preview travels as raw bytes beside it
     preview: PackedImage | None
@@ -114,6 +121,8 @@ class Progress:
 
 @dataclass(frozen=True)
 class Done:
+    """Job ``seq`` finished: its picture and losses."""
+
     seq: int
     image: PackedImage
     summary: LossSummary
@@ -123,12 +132,14 @@ class Done:
 
 @dataclass(frozen=True)
 class Failed:
+    """Job ``seq`` ended with an error (a stop included)."""
+
     seq: int
     error: ErrorInfo
     steps: int
 
 
-WorkerMessage = Ready | LoadFailed | Progress | Done | Failed
+WorkerMessage = WeightsLoaded | LoadFailed | Progress | Done | Failed
 
 
 def encode_error(exc: BaseException, *, oom: bool = False) -> ErrorInfo:

@@ -1,7 +1,7 @@
 """The worker process: loads VGG19 once, then runs the jobs it receives one at a time.
 
 Started with the ``spawn`` method (CUDA cannot survive a fork). It talks to the pool through two one-way pipes:
-``JobSpec`` (or None = exit) in, ``wire`` messages out. A running job stops when the shared ``cancel_seq`` value
+``RunMessage`` (or None = exit) in, ``wire`` messages out. A running job stops when the shared ``cancel_seq`` value
 equals its ``seq``: the engine polls ``should_stop`` before every iteration, so a cancel takes effect within one.
 """
 
@@ -21,11 +21,11 @@ from nst_engine.pool.wire import (
     Done,
     Failed,
     ImageCodec,
-    JobSpec,
     LoadFailed,
     Progress,
     RawImage,
-    Ready,
+    RunMessage,
+    WeightsLoaded,
     WorkerMessage,
     encode_error,
 )
@@ -118,14 +118,14 @@ def _free_memory() -> None:
         pass
 
 
-def _effective_size(spec: JobSpec) -> int:
+def _effective_size(spec: RunMessage) -> int:
     from nst_engine.presets import get_preset
 
     return spec.options.size if spec.options.size is not None else get_preset(spec.options.preset).size
 
 
 def run_job(
-    spec: JobSpec,
+    spec: RunMessage,
     *,
     model: Any,
     send: Callable[[WorkerMessage], None],
@@ -234,7 +234,7 @@ def worker_main(
     except Exception as exc:
         results.send(LoadFailed(encode_error(exc)))
         _exit(1)
-    results.send(Ready(os.getpid(), str(model.device), time.perf_counter() - started))
+    results.send(WeightsLoaded(os.getpid(), str(model.device), time.perf_counter() - started))
 
     while True:
         try:

@@ -62,3 +62,18 @@ def test_main_with_invalid_setting_exits_2(tmp_path):
     out = _run_main(tmp_path, {"DISCORD_TOKEN": "x", "MAX_QUEUE": "zero"})
     assert out.returncode == 2
     assert "MAX_QUEUE" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_dotenv_pool_settings_reach_the_backend(monkeypatch, tmp_path):
+    from nst_engine.pool import ProcessPoolBackend, backend_from_settings
+
+    for name in ("NST_START_TIMEOUT", "NST_STOP_GRACE", "NST_BACKEND", "NST_DEVICE", "NST_MAX_QUEUE", "NST_WORKERS"):
+        monkeypatch.delenv(name, raising=False)
+    env_file = tmp_path / ".env"
+    env_file.write_text("NST_START_TIMEOUT=42\nNST_STOP_GRACE=3\nNST_DEVICE=cpu\n")
+    backend = backend_from_settings(Settings(_env_file=env_file))
+    assert isinstance(backend, ProcessPoolBackend)
+    assert (backend.start_timeout, backend.stop_grace, backend.max_queue) == (42.0, 3.0, 16)  # the bot's queue default
+    env_file.write_text("NST_STOP_GRACE=soon\n")
+    with pytest.raises(ValidationError, match="NST_STOP_GRACE must be a number of seconds, got 'soon'"):
+        Settings(_env_file=env_file)

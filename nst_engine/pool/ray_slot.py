@@ -1,0 +1,110 @@
+"""The Ray backend's slots: one actor each, how many the cluster calls for, and the job as it travels to one."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Coroutine
+from typing import Any
+
+from nst_engine.pool.core import Slot
+from nst_engine.pool.job import PoolJob
+from nst_engine.pool.prepare import shrink_request_images
+from nst_engine.pool.protocol import WorkerInfo
+from nst_engine.pool.ray_actor import ActorPlacement
+from nst_engine.pool.wire import PngImage, RunMessage
+
+
+class ActorSlot(Slot):
+    """One worker slot: its actor, where the actor runs once loaded, and the tasks that talk to it."""
+
+    def __init__(self, index: int, actor: Any, device: str, restarts: int) -> None:
+        super().__init__(index, device, restarts)
+        self.actor = actor
+        self.placement: ActorPlacement | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def pid(self) -> int | None:
+        return self.placement.pid if self.placement is not None else None
+
+    @property
+    def where(self) -> str:
+        if self.placement is None:
+            return f"Ray actor {self.index} (not placed yet)"
+        return f"Ray actor {self.index} (pid {self.placement.pid} on {self.placement.node})"
+
+    def info(self) -> WorkerInfo:
+        info = super().info()
+        if self.placement is None:
+            return info
+        return dataclasses.replace(info, device=self.placement.device, node=self.placement.node)
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as one of the tasks that talk to this slot's actor (cancelled when the slot retires)."""
+        task = asyncio.ensure_future(coro)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    def kill(self) -> None:
+        """Kill the actor (its calls then fail with its death)."""
+        import ray
+
+        try:
+            ray.kill(self.actor, no_restart=True)
+        except Exception:  # already gone, or Ray is shutting down
+            pass
+
+    def retire(self) -> None:
+        """Kill the actor and stop talking to it: the slot is gone."""
+        self.kill()
+        self.cancel_tasks()
+
+    def cancel_tasks(self) -> None:
+        for task in self.tasks:
+            if task is not asyncio.current_task():
+                task.cancel()
+
+
+def is_actor_death(exc: BaseException) -> bool:
+    """True when a call failed because its actor is gone."""
+    import ray.exceptions
+
+    return isinstance(exc, ray.exceptions.RayActorError)
+
+
+def how_actor_died(exc: BaseException) -> str:
+    """How an actor died, in words, from the error its caller got."""
+    text = str(exc)
+    if "node has died" in text or "node was terminated" in text:
+        return "its machine left the cluster or died"
+    if "ray.kill" in text:
+        return "it was stopped by the pool"
+    return "its process died (often the system's out-of-memory killer)"
+
+
+def pack_for_actor(job: PoolJob) -> RunMessage:
+    """The job as the actor gets it: PNG images no larger than the job needs (runs in a helper thread)."""
+    request = job.request
+    content, styles = shrink_request_images(request.content, request.styles, request.options)
+    return RunMessage(
+        job.seq,
+        request.job_id,
+        PngImage.from_pil(content),
+        tuple(PngImage.from_pil(s) for s in styles),
+        request.options,
+    )
+
+
+def cluster_size(resources: dict[str, float], gpu_slots: bool) -> float:
+    """The cluster's GPUs, or CPUs for CPU slots."""
+    return resources.get("GPU", 0.0) if gpu_slots else resources.get("CPU", 0.0)
+
+
+def slots_wanted(resources: dict[str, float], fixed: int | None, gpu_slots: bool, cpus_per_worker: float) -> int:
+    """How many slots the cluster calls for (``fixed`` when the number of workers was given)."""
+    if fixed is not None:
+        return fixed
+    if gpu_slots:
+        return int(resources.get("GPU", 0))
+    return max(1, int(resources.get("CPU", 0) // cpus_per_worker))
