@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
 from functools import cache
 
 import torch
 
 from nst_engine.errors import OptionsError
+from nst_engine.settings import EngineSettings
 
 _M_TRIM_THRESHOLD = -1  # mallopt parameters, from glibc's malloc.h
 _M_MMAP_MAX = -4
 
 
 def resolve_device(spec: str | torch.device | None = None) -> torch.device:
-    """``auto`` (default, or env ``NST_DEVICE``) picks the first CUDA device when there is one, else the CPU."""
+    """``auto`` (default, or the NST_DEVICE setting) picks the first CUDA device when there is one, else the CPU."""
     if isinstance(spec, torch.device):
         return spec
-    spec = (spec or os.environ.get("NST_DEVICE") or "auto").strip().lower()
+    spec = (spec or EngineSettings().nst_device or "auto").strip().lower()
     if spec == "auto":
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     try:

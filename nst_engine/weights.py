@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import re
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import torch
 from torch import nn
 
 from nst_engine.errors import WeightsError
+from nst_engine.settings import EngineSettings
 from nst_engine.vgg import LAYER_INDEX, VGGFeatures, build_features
 
 log = logging.getLogger("nst_engine.weights")
@@ -20,8 +20,8 @@ _DEEPEST = LAYER_INDEX["relu5_1"]  # all the default losses need; conv5_2 and be
 
 
 def weights_spec(spec: str | Path | None) -> str:
-    """The effective weights spec: the argument, else env ``NST_WEIGHTS``, else ``imagenet``."""
-    value = str(spec) if spec is not None else os.environ.get("NST_WEIGHTS", "")
+    """The effective weights spec: the argument, else the NST_WEIGHTS setting, else ``imagenet``."""
+    value = str(spec) if spec is not None else EngineSettings().nst_weights
     return value.strip() or "imagenet"
 
 

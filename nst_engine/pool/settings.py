@@ -10,21 +10,21 @@ import math
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, ValidationInfo, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from nst_engine.settings import EngineSettings
 
 BackendKind = Literal["process", "ray"]
 BACKEND_KINDS: tuple[BackendKind, ...] = ("process", "ray")
 
 
-class PoolSettings(BaseSettings):
+class PoolSettings(EngineSettings):
     """Which backend runs style jobs, where, and how long a job, a start and a stop may take."""
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
 
     nst_backend: BackendKind = "process"  # process: worker processes here; ray: Ray actors (README "Scaling out")
     nst_workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # auto: one per GPU (see the backends)
-    nst_device: str = "auto"
-    nst_weights: str = "imagenet"
     nst_job_timeout: float = Field(600.0, gt=0)
     nst_max_queue: int = Field(32, ge=0)
     nst_progress_interval: float = Field(0.5, ge=0)
