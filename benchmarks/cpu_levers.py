@@ -8,11 +8,11 @@ load drifts; interleaving spreads it over all of them).
 included) rather than the wall clock: on a machine whose cores are oversubscribed by others, wall times of
 multi-threaded passes say more about the neighbours than about the code.
 
-Variants of the pass: autocast (the first engine) or a bfloat16 copy of the weights; glibc's default allocator or
-``retain_freed_memory``; the modules one by one or the fused conv+ReLU blocks of ``nst_engine.kernels`` (now);
+Variants of the pass: autocast or a bfloat16 copy of the weights; glibc's default allocator or
+``retain_freed_memory``; the modules one by one or the fused conv+ReLU blocks of ``nst_engine.kernels`` (the engine's);
 optionally torch.compile of the bfloat16 trunk. Variants of the objective at the job's size: Gram matrices from a
-float32 copy of each feature map (first), in the features' own precision on a channels-last view with the plain
-modules and autograd's Gram backward (second), and with the fused blocks and the one-product Gram backward (now).
+float32 copy of each feature map, in the features' own precision on a channels-last view with the plain
+modules and autograd's Gram backward, and with the fused blocks and the one-product Gram backward (the engine's).
 Prints the best time of each and the page faults per pass.
 """
 
@@ -30,22 +30,22 @@ import torch
 from benchmarks.common import WEIGHTS, best_time, load_note, need_weights
 
 PASS_VARIANTS = {
-    "autocast, default allocator (before)": ("autocast", False),
+    "autocast, default allocator": ("autocast", False),
     "autocast, freed memory kept": ("autocast", True),
     "bf16 weights, default allocator": ("bf16", False),
     "bf16 weights, freed memory kept": ("bf16", True),
-    "bf16 weights, freed memory kept, fused blocks (now)": ("fused", True),
+    "bf16 weights, freed memory kept, fused blocks (engine)": ("fused", True),
 }
 OBJECTIVE_VARIANTS = {
-    "Gram from float32 copies, plain modules (first)": "fp32-gram",
+    "Gram from float32 copies, plain modules": "fp32-gram",
     "Gram in bf16 on a channels-last view, plain modules": "plain",
-    "the same, fused blocks, one-product Gram backward (now)": "now",
+    "the same, fused blocks, one-product Gram backward (engine)": "engine",
 }
 COMPILED = "bf16 weights compiled (torch.compile), freed memory kept"
 
 
 def _old_gram(features: torch.Tensor) -> torch.Tensor:
-    """The engine's Gram before: a float32 copy of the map, reshaped (another copy for channels-last)."""
+    """A Gram from a float32 copy of the map, reshaped (another copy for channels-last)."""
     _, channels, height, width = features.shape
     flat = features.float().reshape(channels, height * width)
     return (flat @ flat.T) / (height * width)
@@ -114,7 +114,7 @@ def measure_objective(weights: str, variant: str, size: tuple[int, int], repeats
     from nst_engine import kernels, load_vgg
     from nst_engine.types import StyleOptions
 
-    if variant != "now":
+    if variant != "engine":
         kernels.ENABLED = False
         engine.gram_matrix = _old_gram if variant == "fp32-gram" else _autograd_gram
     model = load_vgg(weights, "cpu")

@@ -1,12 +1,12 @@
-"""The presets' schedules now against the ones they replaced, over several pictures: time and final objective.
+"""The presets' L-BFGS schedules against Adam schedules with iterate averaging, over several pictures: time and
+final objective.
 
     python -m benchmarks.schedules [--presets balanced] [--pairs 4] [--size 512] [--out out/schedules]
 
-The earlier schedules (Adam with iterate averaging, ``BEFORE``) are registered under names of their own for the
-run. Each pair (photo i with painting i of ../shared/images) is rendered by both, style targets computed afresh,
+The Adam schedules (``ADAM``, ``<preset>-adam``) are registered under names of their own for the run. Each pair (photo i with painting i of ../shared/images) is rendered by both, style targets computed afresh,
 and both pictures are scored under the engine's float32 objective with ``balanced``'s weights (the yardstick of
-``make bench``; lower is better). Pictures are saved side by side (before left) for a look, one file per pair and a
-sheet of all pairs per preset (``<preset>-sheet.jpg``; the README's before/after picture is ``balanced-sheet.jpg``).
+``make bench``; lower is better). Pictures are saved side by side (Adam left) for a look, one file per pair and a
+sheet of all pairs per preset (``<preset>-sheet.jpg``; docs/performance.md shows ``balanced-sheet.jpg``).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from benchmarks.common import IMAGES, ROOT, WEIGHTS, load_note, need_weights, op
 from nst_engine import PRESETS, evaluate_losses, load_vgg, stylize
 from nst_engine.presets import Preset
 
-# The presets' schedules before L-BFGS replaced Adam (git show e10a22c:nst_engine/presets.py).
-BEFORE: dict[str, Preset] = {
+# Each preset's sizes with Adam and iterate averaging, at iteration counts tuned for Adam.
+ADAM: dict[str, Preset] = {
     name: dataclasses.replace(PRESETS[name], name=f"{name}-adam", optimizer="adam", iterations=iterations)
     for name, iterations in (
         ("fast", (80, 50, 40, 30)),
@@ -62,7 +62,7 @@ def registered(presets: list[Preset]) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--presets", nargs="+", default=["balanced"], choices=sorted(BEFORE))
+    parser.add_argument("--presets", nargs="+", default=["balanced"], choices=sorted(ADAM))
     parser.add_argument("--pairs", type=int, default=4, help="photo i with painting i, i < N (at most 4)")
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--weights", default=str(WEIGHTS))
@@ -74,17 +74,17 @@ def main(argv: list[str] | None = None) -> None:
     paintings = sorted((IMAGES / "style").iterdir())[: args.pairs]
     args.out.mkdir(parents=True, exist_ok=True)
     print(f"{len(photos)} pairs at {args.size} px on {model.device}; {load_note()}", flush=True)
-    with registered(list(BEFORE.values())):
+    with registered(list(ADAM.values())):
         for name in args.presets:
-            before, now = BEFORE[name], PRESETS[name]
-            print(f"\n{name}: before {before.optimizer} {before.iterations}, now {now.optimizer} {now.iterations}")
-            print(f"  {'pair':<34} {'before s':>8} {'now s':>8} {'before obj':>10} {'now obj':>10}")
+            adam, lbfgs = ADAM[name], PRESETS[name]
+            print(f"\n{name}: {adam.optimizer} {adam.iterations} against {lbfgs.optimizer} {lbfgs.iterations}")
+            print(f"  {'pair':<34} {'adam s':>8} {'lbfgs s':>8} {'adam obj':>10} {'lbfgs obj':>10}")
             rows, sides = [], []
             for photo_path, painting_path in zip(photos, paintings, strict=True):
                 photo, painting = open_rgb(photo_path), open_rgb(painting_path)
                 row: list[float] = []
                 pictures: list[Image.Image] = []
-                for preset in (before.name, now.name):
+                for preset in (adam.name, lbfgs.name):
                     result = stylize(photo, painting, model=model, preset=preset, size=args.size, style_cache=None)
                     terms, _ = evaluate_losses(result.image, photo, painting, model=model, precision="fp32")
                     row += [result.summary.seconds, terms.total]
@@ -98,12 +98,12 @@ def main(argv: list[str] | None = None) -> None:
                 side.save(args.out / f"{name}-{photo_path.stem}-{painting_path.stem}.jpg", quality=90)
                 sides.append(side)
             stack(sides).save(args.out / f"{name}-sheet.jpg", quality=85, optimize=True)
-            time_before, time_now = (sum(r[i] for r in rows) for i in (0, 2))
-            obj_before, obj_now = (statistics.mean(r[i] for r in rows) for i in (1, 3))
+            time_adam, time_lbfgs = (sum(r[i] for r in rows) for i in (0, 2))
+            obj_adam, obj_lbfgs = (statistics.mean(r[i] for r in rows) for i in (1, 3))
             worse = sum(r[3] > r[1] for r in rows)
-            print(f"  total time: before {time_before:.1f} s, now {time_now:.1f} s ({time_now / time_before:.3f} of it); "
-                  f"mean objective: before {obj_before:.4f}, now {obj_now:.4f}; now worse on {worse} of {len(rows)}")
-    print(f"\npictures side by side (before left) in {args.out}; {load_note()}")
+            print(f"  total time: adam {time_adam:.1f} s, lbfgs {time_lbfgs:.1f} s ({time_lbfgs / time_adam:.3f} of it); "
+                  f"mean objective: adam {obj_adam:.4f}, lbfgs {obj_lbfgs:.4f}; lbfgs worse on {worse} of {len(rows)}")
+    print(f"\npictures side by side (Adam left) in {args.out}; {load_note()}")
 
 
 if __name__ == "__main__":
