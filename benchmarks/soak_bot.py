@@ -73,7 +73,7 @@ class Observer:
 
 def watch_queue(observer: Observer) -> None:
     """Record the fair queue's decisions (class-level wrappers: wherever the bot keeps its queue)."""
-    from bot.queue import FairQueue
+    from bot.requests.fair_queue import FairQueue
 
     enqueue, dispatch, release, cancel = FairQueue.enqueue, FairQueue._dispatch, FairQueue.release, FairQueue.cancel
 

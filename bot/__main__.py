@@ -22,8 +22,8 @@ from discord.ext import commands
 from pydantic import ValidationError
 
 from bot.config import Settings
-from bot.invite import invite_url
-from bot.logs import setup_logging
+from bot.ops.invite import invite_url
+from bot.ops.logs import setup_logging
 
 if TYPE_CHECKING:
     from bot.app import StyleBot
@@ -47,7 +47,7 @@ def load_settings() -> Settings | str:
     try:
         settings = Settings()
     except ValidationError as exc:
-        from bot.doctor import settings_problem
+        from bot.ops.doctor import settings_problem
 
         return f"Invalid settings in the environment or .env: {settings_problem(exc)}."
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
@@ -131,8 +131,8 @@ def make_bot(settings: Settings, **kwargs: Any) -> StyleBot:
 
 async def serve(settings: Settings, **bot_kwargs: Any) -> int:
     """Run the bot until it stops; returns the exit code."""
-    from bot.metrics import BotMetrics, MetricsServer, instrument
-    from bot.shutdown import Shutdown
+    from bot.ops.metrics import BotMetrics, MetricsServer, instrument
+    from bot.ops.shutdown import Shutdown
 
     token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
     metrics = BotMetrics()
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         print(USAGE)
         return 0
     if args == ["doctor"]:
-        from bot import doctor
+        from bot.ops import doctor
 
         return doctor.main()
     if args:
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     if isinstance(settings, str):
         print(settings, file=sys.stderr)
         return CONFIG_ERROR
-    from bot.db import preflight as database_preflight
+    from bot.storage.db import preflight as database_preflight
 
     # Before logging in: a database the bot cannot use is one clear line and exit 2, not a traceback loop.
     problem = database_preflight(settings.database_path, retention=settings.job_retention_days * 86400)

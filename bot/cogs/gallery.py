@@ -13,9 +13,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.delivery import MessageReporter
-from bot.downloads import DownloadError, download
-from bot.gallery import (
+from bot.gallery.builtin import BUILTINS
+from bot.gallery.picker import StylizePicker
+from bot.gallery.sheet import SheetSection, decode_thumbs, gallery_sheet_jpeg
+from bot.gallery.store import (
     GalleryEntry,
     GalleryError,
     GalleryStore,
@@ -24,14 +25,13 @@ from bot.gallery import (
     prepare_upload,
     validate_name,
 )
-from bot.gallery_builtin import BUILTINS
-from bot.gallery_picker import StylizePicker
-from bot.gallery_sheet import SheetSection, decode_thumbs, gallery_sheet_jpeg
-from bot.limits import Limits
-from bot.parsing import StyleArgs
-from bot.policy import ImageInput, InputFile, Source, choose_preset, image_refusal
-from bot.render import COLOR_INFO, COLOR_OK, error_embed
-from bot.views import JobControls
+from bot.requests.arguments import StyleArgs
+from bot.requests.downloads import DownloadError, download
+from bot.requests.policy import ImageInput, InputFile, Source, choose_preset, image_refusal
+from bot.storage.limits import Limits
+from bot.ui.buttons import JobControls
+from bot.ui.render import COLOR_INFO, COLOR_OK, error_embed
+from bot.ui.reporters import MessageReporter
 from nst_engine.errors import ImageError
 from nst_engine.images import ImageLimits, human_bytes
 from nst_engine.presets import PRESETS

@@ -14,13 +14,13 @@ import pytest
 from PIL import Image
 
 from bot.config import Settings
-from bot.db import Database
-from bot.delivery import FileFactory, Reporter
-from bot.events import JobEvent
-from bot.jobs import INTERRUPTED, SHUTTING_DOWN, JobService
-from bot.limits import Limits, LimitsLookup
-from bot.parsing import StyleArgs
-from bot.policy import ImageInput
+from bot.requests.arguments import StyleArgs
+from bot.requests.events import JobEvent
+from bot.requests.policy import ImageInput
+from bot.requests.service import INTERRUPTED, SHUTTING_DOWN, JobService
+from bot.storage.db import Database
+from bot.storage.limits import Limits, LimitsLookup
+from bot.ui.reporters import FileFactory, Reporter
 from nst_engine.errors import WorkerCrashedError
 from nst_engine.pool.protocol import JobHandle, StyleBackend
 from tests.bot.memory_backend import MemoryBackend

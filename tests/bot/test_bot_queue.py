@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from bot.queue import FairQueue, QueueFull, UserLimitReached
+from bot.requests.fair_queue import FairQueue, QueueFull, UserLimitReached
 
 
 def make(slots=1, max_queue=10, running=1, waiting=1):

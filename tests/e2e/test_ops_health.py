@@ -9,7 +9,7 @@ import time
 
 import aiohttp
 
-from bot.metrics import BotMetrics, MetricsServer, instrument, sample
+from bot.ops.metrics import BotMetrics, MetricsServer, instrument, sample
 from tests.e2e.bot_harness import E2E, fake, make_settings, pool, running_bot
 
 pytestmark = E2E

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from bot.metrics import BotMetrics, MetricsServer, instrument, sample, total
+from bot.ops.metrics import BotMetrics, MetricsServer, instrument, sample, total
 from tests.e2e.bot_harness import E2E, fake, is_error, is_result, make_settings, png, pool, running_bot
 
 pytestmark = E2E

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 
-from bot.metrics import BotMetrics, GpuMemory, MetricsServer, parse_nvidia_smi, sample, total
+from bot.ops.metrics import BotMetrics, GpuMemory, MetricsServer, parse_nvidia_smi, sample, total
 from nst_engine.pool import WorkerInfo
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import discord
 
-from bot import render
+from bot.ui import render
 from nst_engine.errors import EncodeError
 from nst_engine.images import encode_image, human_bytes
 from nst_engine.types import ProgressEvent, StyleResult

@@ -21,10 +21,10 @@ from typing import Literal
 
 from PIL import Image
 
-from bot.db import Database
-from bot.gallery_builtin import BUILTINS, builtin_image, find_builtin
-from bot.parsing import ArgumentError, parse_style_args
-from bot.policy import ImageInput
+from bot.gallery.builtin import BUILTINS, builtin_image, find_builtin
+from bot.requests.arguments import ArgumentError, parse_style_args
+from bot.requests.policy import ImageInput
+from bot.storage.db import Database
 from nst_engine.images import ImageLimits, decode_image, human_bytes
 
 NAME_MIN = 2

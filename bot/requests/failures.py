@@ -15,12 +15,12 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.db import DatabaseUnavailable
-from bot.delivery import DeliveryFailed, Undeliverable
-from bot.downloads import DownloadError
-from bot.policy import Refusal, image_refusal, sentence
-from bot.queue import QueueFull, QueueRefused
-from bot.redelivery import is_transient, reason
+from bot.requests.downloads import DownloadError
+from bot.requests.fair_queue import QueueFull, QueueRefused
+from bot.requests.policy import Refusal, image_refusal, sentence
+from bot.requests.redelivery import is_transient, reason
+from bot.storage.db import DatabaseUnavailable
+from bot.ui.reporters import DeliveryFailed, Undeliverable
 from nst_engine.errors import (
     Cancelled,
     EncodeError,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot import fitting
 from bot.config import KNOWN_PRESETS
+from bot.ui import fitting
 
 STRENGTH_MIN = 0.25
 STRENGTH_MAX = 4.0

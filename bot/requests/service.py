@@ -28,24 +28,24 @@ from typing import Any, Protocol
 
 import discord
 
-from bot import render
 from bot.config import Settings
-from bot.delivery import Reporter, best_effort, deliver_result, preview_file, tell_failure
-from bot.downloads import Downloader
-from bot.events import EventKind, JobEvent, JobObserver
-from bot.failures import Context, describe
-from bot.limits import Limits
-from bot.parsing import StyleArgs
-from bot.policy import InputFile, Inputs, Refusal, Source, plan_request
-from bot.queue import FairQueue, Ticket
-from bot.redelivery import Redelivery, reason
-from bot.reruns import RerunCache, RerunEntry, shrink_inputs
-from bot.views import cancel_view, result_view
+from bot.requests.arguments import StyleArgs
+from bot.requests.downloads import Downloader
+from bot.requests.events import EventKind, JobEvent, JobObserver
+from bot.requests.failures import Context, describe
+from bot.requests.fair_queue import FairQueue, Ticket
+from bot.requests.policy import InputFile, Inputs, Refusal, Source, plan_request
+from bot.requests.redelivery import Redelivery, reason
+from bot.requests.reruns import RerunCache, RerunEntry, shrink_inputs
+from bot.storage.limits import Limits
+from bot.ui import render
+from bot.ui.buttons import cancel_view, result_view
+from bot.ui.reporters import Reporter, best_effort, deliver_result, preview_file, tell_failure
 from nst_engine.errors import Cancelled
 from nst_engine.pool.protocol import JobHandle, StyleBackend, StyleRequest
 from nst_engine.types import LossSummary, StyleOptions, StyleResult
 
-log = logging.getLogger("bot.jobs")
+log = logging.getLogger(__name__)
 
 SHUTTING_DOWN = "The bot is restarting and takes no new jobs right now; please send this again in a minute."
 INTERRUPTED = "The bot is restarting, so this job was stopped before it finished. Please send it again in a minute."

@@ -14,10 +14,10 @@ from typing import Any, Protocol, cast
 
 import discord
 
-from bot.delivery import InteractionReporter, Reporter
-from bot.parsing import STRENGTH_MAX, STRENGTH_MIN, StyleArgs
-from bot.policy import Source
-from bot.reruns import RerunEntry
+from bot.requests.arguments import STRENGTH_MAX, STRENGTH_MIN, StyleArgs
+from bot.requests.policy import Source
+from bot.requests.reruns import RerunEntry
+from bot.ui.reporters import InteractionReporter, Reporter
 
 log = logging.getLogger(__name__)
 

@@ -12,9 +12,9 @@ from typing import Any
 import discord
 from PIL import Image
 
-from bot import fitting
-from bot.limits import Limits
-from bot.parsing import StyleArgs
+from bot.requests.arguments import StyleArgs
+from bot.storage.limits import Limits
+from bot.ui import fitting
 from nst_engine.errors import FileTooLargeError, ImageError, ImageTooSmallError, TooManyPixelsError
 from nst_engine.images import human_bytes
 from nst_engine.presets import DEFAULT_PRESET, PRESETS

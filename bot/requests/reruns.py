@@ -6,8 +6,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from bot.parsing import StyleArgs
-from bot.policy import Inputs
+from bot.requests.arguments import StyleArgs
+from bot.requests.policy import Inputs
 from nst_engine.options import shrink
 
 

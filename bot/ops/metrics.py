@@ -49,10 +49,10 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from bot.events import JobEvent
-    from bot.jobs import JobService
+    from bot.requests.events import JobEvent
+    from bot.requests.service import JobService
 
-log = logging.getLogger("bot.metrics")
+log = logging.getLogger(__name__)
 
 # Seconds: jobs take from about a second (tiny, GPU) to the 10-minute default limit.
 JOB_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
