@@ -2,7 +2,7 @@
 
 Start-up failures (settings, token, intents, network, Discord down, weights, metrics port) end with one clear line on
 stderr and a non-zero exit code, never a traceback: 2 for what the operator must fix in the configuration, 1 for
-what may pass (network, Discord's outages). SIGTERM or SIGINT stop the bot gracefully (see ``bot.shutdown``); the
+what may pass (network, Discord's outages). SIGTERM or SIGINT stop the bot gracefully (see ``bot.ops.shutdown``); the
 exit code is then 0.
 """
 
@@ -131,7 +131,8 @@ def make_bot(settings: Settings, **kwargs: Any) -> StyleBot:
 
 async def serve(settings: Settings, **bot_kwargs: Any) -> int:
     """Run the bot until it stops; returns the exit code."""
-    from bot.ops.metrics import BotMetrics, MetricsServer, instrument
+    from bot.ops.health import MetricsServer
+    from bot.ops.metrics import BotMetrics, instrument
     from bot.ops.shutdown import Shutdown
 
     token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""

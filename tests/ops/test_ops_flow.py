@@ -8,7 +8,7 @@ import time
 from types import SimpleNamespace
 
 from bot.config import Settings
-from bot.ops.metrics import BotMetrics, GpuMemory, instrument, sample, total
+from bot.ops.metrics import BotMetrics, GpuMemory, instrument
 from bot.ops.shutdown import Shutdown
 from bot.requests.arguments import StyleArgs
 from bot.requests.events import JobEvent
@@ -16,6 +16,7 @@ from bot.requests.service import INTERRUPTED
 from bot.storage.db import Database
 from tests.bot.memory_backend import MemoryBackend
 from tests.bot.test_bot_flow import SOURCES, MemoryReporter, User, db, service, settings, until
+from tests.metrics_text import sample, total
 
 __all__ = ["db", "settings"]  # fixtures
 
