@@ -9,7 +9,7 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.storage.limits import LimitsLookup
 from bot.ui.render import help_embed
-from bot.ui.reporters import answer
+from bot.ui.replies import answer
 
 
 class HelpCog(commands.Cog):

@@ -13,7 +13,8 @@ from bot.requests.arguments import SEED_MAX, STRENGTH_MAX, STRENGTH_MIN, USAGE, 
 from bot.requests.policy import InputFile, Source
 from bot.requests.service import JobService
 from bot.ui.render import error_embed
-from bot.ui.reporters import InteractionReporter, MessageReporter, answer
+from bot.ui.replies import answer
+from bot.ui.reporters import InteractionReporter, MessageReporter
 from nst_engine.presets import DEFAULT_PRESET, PRESETS
 
 # Built from the presets, so the menu says what each one really does; a server's limits may refuse some.

@@ -19,6 +19,8 @@ class ArgumentError(ValueError):
 
 @dataclass(frozen=True)
 class StyleArgs:
+    """The options a user asked for (preset, strength, colours, seed): arguments of a request, not a job."""
+
     preset: str | None = None  # None = the first allowed preset of "balanced", "fast", ...
     strength: float = 1.0
     preserve_colors: bool = False

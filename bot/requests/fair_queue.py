@@ -18,26 +18,29 @@ class QueueRefused(Exception):
     """The request cannot be queued; the message is for the user."""
 
 
-class QueueFull(QueueRefused):
-    pass
+class FairQueueFull(QueueRefused):
+    """The fair queue holds as many waiting jobs as it may."""
 
 
 class UserLimitReached(QueueRefused):
-    pass
+    """This user has as many jobs running and waiting as one person may."""
 
 
 @dataclass(eq=False)
-class Ticket:
-    """One job's place in the scheduler."""
+class _Place:
+    """The queue's bookkeeping of one job it holds (callers name the job by its id)."""
 
     user_id: int
     job_id: str
     seq: int = 0
-    state: str = "new"  # new, waiting, running, done, cancelled
-    _turn: asyncio.Future[None] | None = field(default=None, repr=False)
+    state: str = "waiting"  # waiting, running, done, cancelled
+    turn: asyncio.Future[None] | None = field(default=None, repr=False)
 
 
 class FairQueue:
+    """Admits, orders and releases jobs, named by their job id; a job is admitted before its download, so a burst is
+    refused before anything is downloaded, then queued, then running, then released."""
+
     def __init__(
         self,
         *,
@@ -53,8 +56,10 @@ class FairQueue:
         self.max_queue = max_queue
         self.user_max_running = user_max_running
         self.user_max_waiting = user_max_waiting
-        self._waiting: list[Ticket] = []
-        self._running: dict[int, list[Ticket]] = defaultdict(list)
+        self._admitted: dict[str, int] = {}  # job id -> user id: accepted, still downloading, not queued yet
+        self._places: dict[str, _Place] = {}  # job id -> its place while waiting or running
+        self._waiting: list[_Place] = []
+        self._running: dict[int, list[_Place]] = defaultdict(list)
         self._last_served: dict[int, int] = {}
         self._seq = itertools.count(1)
         self._serve_seq = itertools.count(1)
@@ -75,16 +80,117 @@ class FairQueue:
     def running(self) -> int:
         return sum(len(v) for v in self._running.values())
 
+    def state(self, job_id: str) -> str:
+        """``admitted``, ``waiting``, ``running``, or ``gone`` (released, cancelled, or never here)."""
+        if job_id in self._admitted:
+            return "admitted"
+        place = self._places.get(job_id)
+        return place.state if place is not None else "gone"
+
     def user_counts(self, user_id: int) -> tuple[int, int]:
         """(running, waiting) jobs of this user."""
         return len(self._running.get(user_id, ())), sum(1 for t in self._waiting if t.user_id == user_id)
 
-    def check_admission(self, user_id: int, *, pending: int = 0, pending_total: int = 0) -> None:
-        """Raise QueueRefused when this user may not queue another job now (call before downloading).
+    def order(self) -> list[str]:
+        """Waiting job ids in the order they will start, simulating that running jobs end oldest first."""
+        running = [t.user_id for t in sorted(self._all_running(), key=lambda t: self._last_served[t.user_id])]
+        waiting = list(self._waiting)
+        last = dict(self._last_served)
+        serve = max(last.values(), default=0)
+        out: list[_Place] = []
+        while waiting:
+            while len(running) < self.slots:
+                place = self._pick(waiting, running, last)
+                if place is None:
+                    break
+                waiting.remove(place)
+                out.append(place)
+                running.append(place.user_id)
+                serve += 1
+                last[place.user_id] = serve
+            if waiting:
+                if not running:  # cannot happen with valid caps; avoid looping forever
+                    out.extend(sorted(waiting, key=lambda t: t.seq))
+                    break
+                running.pop(0)
+        return [place.job_id for place in out]
 
-        ``pending`` counts the user's requests accepted but not queued yet (still downloading), ``pending_total``
-        everyone's: they will want a place in the queue too, so a burst is refused before its downloads, not after.
-        """
+    def position(self, job_id: str) -> int:
+        """0 unless waiting, else 1 for the next job to start, 2 behind it, ..."""
+        if self.state(job_id) != "waiting":
+            return 0
+        return self.order().index(job_id) + 1
+
+    # -- changes ---------------------------------------------------------------------------------------
+
+    def admit(self, user_id: int, job_id: str) -> None:
+        """Hold a place for a job about to download (raises QueueRefused): admitted jobs count towards the caps
+        like waiting ones, so a burst is refused before its downloads, not after."""
+        mine = sum(1 for user in self._admitted.values() if user == user_id)
+        self._check(user_id, pending=mine, pending_total=len(self._admitted))
+        self._admitted[job_id] = user_id
+
+    def enqueue(self, user_id: int, job_id: str) -> None:
+        """Queue a job (its admission, if any, becomes its place; raises QueueRefused); it starts when
+        ``wait_turn`` returns."""
+        self._admitted.pop(job_id, None)
+        self._check(user_id)
+        place = _Place(user_id=user_id, job_id=job_id, seq=next(self._seq))
+        place.turn = asyncio.get_running_loop().create_future()
+        self._places[job_id] = place
+        self._waiting.append(place)
+        self._dispatch()
+        self._notify()
+
+    async def wait_turn(self, job_id: str) -> bool:
+        """Wait until the job runs (True) or is cancelled while waiting (False)."""
+        place = self._places.get(job_id)
+        if place is None or place.turn is None:
+            raise RuntimeError(f"job {job_id} was not enqueued")
+        try:
+            await asyncio.shield(place.turn)
+        except asyncio.CancelledError:
+            if place.turn.cancelled():
+                return False
+            raise
+        return True
+
+    async def wait_changed(self) -> None:
+        """Wait until the queue changes (a job starts, ends or is cancelled)."""
+        await self._changed.wait()
+
+    def release(self, job_id: str) -> None:
+        """The job is over here, whatever it held (an admission, a waiting place, a running slot): free it and start
+        the next one."""
+        self._admitted.pop(job_id, None)
+        place = self._places.get(job_id)
+        if place is None:
+            return
+        if place.state == "waiting":
+            self.cancel(job_id)
+            return
+        del self._places[job_id]
+        self._running[place.user_id].remove(place)
+        if not self._running[place.user_id]:
+            del self._running[place.user_id]
+        place.state = "done"
+        self._dispatch()
+        self._notify()
+
+    def cancel(self, job_id: str) -> bool:
+        """Drop a waiting job; returns False when it is not waiting (already running or gone)."""
+        place = self._places.get(job_id)
+        if place is None or place.state != "waiting":
+            return False
+        del self._places[job_id]
+        self._waiting.remove(place)
+        place.state = "cancelled"
+        if place.turn is not None and not place.turn.done():
+            place.turn.cancel()
+        self._notify()
+        return True
+
+    def _check(self, user_id: int, *, pending: int = 0, pending_total: int = 0) -> None:
         running, waiting = self.user_counts(user_id)
         waiting += pending
         allowed = self.user_max_running + self.user_max_waiting
@@ -95,114 +201,32 @@ class FairQueue:
                 "Wait for one to finish (or cancel it), then send this again."
             )
         if len(self._waiting) + pending_total >= self.max_queue:
-            raise QueueFull(
+            raise FairQueueFull(
                 f"The queue is full ({self.max_queue} jobs waiting). Please try again in a few minutes."
             )
 
-    def order(self) -> list[Ticket]:
-        """Waiting tickets in the order they will start, simulating that running jobs end oldest first."""
-        running = [t.user_id for t in sorted(self._all_running(), key=lambda t: self._last_served[t.user_id])]
-        waiting = list(self._waiting)
-        last = dict(self._last_served)
-        serve = max(last.values(), default=0)
-        out: list[Ticket] = []
-        while waiting:
-            while len(running) < self.slots:
-                ticket = self._pick(waiting, running, last)
-                if ticket is None:
-                    break
-                waiting.remove(ticket)
-                out.append(ticket)
-                running.append(ticket.user_id)
-                serve += 1
-                last[ticket.user_id] = serve
-            if waiting:
-                if not running:  # cannot happen with valid caps; avoid looping forever
-                    out.extend(sorted(waiting, key=lambda t: t.seq))
-                    break
-                running.pop(0)
-        return out
-
-    def _pick(self, waiting: list[Ticket], running: list[int], last: dict[int, int]) -> Ticket | None:
-        """The next ticket to start: the eligible user served least recently, their oldest job."""
+    def _pick(self, waiting: list[_Place], running: list[int], last: dict[int, int]) -> _Place | None:
+        """The next job to start: the eligible user served least recently, their oldest job."""
         eligible = [t for t in waiting if running.count(t.user_id) < self.user_max_running]
         if not eligible:
             return None
         return min(eligible, key=lambda t: (last.get(t.user_id, 0), t.seq))
 
-    def _all_running(self) -> list[Ticket]:
-        return [t for tickets in self._running.values() for t in tickets]
-
-    def position(self, ticket: Ticket) -> int:
-        """0 when running (or finished), else 1 for the next job to start, 2 behind it, ..."""
-        if ticket.state != "waiting":
-            return 0
-        return self.order().index(ticket) + 1
-
-    # -- changes ---------------------------------------------------------------------------------------
-
-    def enqueue(self, user_id: int, job_id: str) -> Ticket:
-        """Add a job (raises QueueRefused); it starts when ``wait_turn`` returns."""
-        self.check_admission(user_id)
-        ticket = Ticket(user_id=user_id, job_id=job_id, seq=next(self._seq), state="waiting")
-        ticket._turn = asyncio.get_running_loop().create_future()
-        self._waiting.append(ticket)
-        self._dispatch()
-        self._notify()
-        return ticket
-
-    async def wait_turn(self, ticket: Ticket) -> bool:
-        """Wait until the ticket runs (True) or is cancelled while waiting (False)."""
-        if ticket._turn is None:
-            raise RuntimeError("ticket was not enqueued")
-        try:
-            await asyncio.shield(ticket._turn)
-        except asyncio.CancelledError:
-            if ticket._turn.cancelled():
-                return False
-            raise
-        return True
-
-    async def wait_changed(self) -> None:
-        """Wait until the queue changes (a job starts, ends or is cancelled)."""
-        await self._changed.wait()
-
-    def release(self, ticket: Ticket) -> None:
-        """The job ended (for any reason): free its slot and start the next one."""
-        if ticket.state == "waiting":
-            self.cancel(ticket)
-            return
-        if ticket.state == "running":
-            self._running[ticket.user_id].remove(ticket)
-            if not self._running[ticket.user_id]:
-                del self._running[ticket.user_id]
-            ticket.state = "done"
-            self._dispatch()
-            self._notify()
-
-    def cancel(self, ticket: Ticket) -> bool:
-        """Drop a waiting ticket; returns False when it is not waiting (already running or done)."""
-        if ticket.state != "waiting":
-            return False
-        self._waiting.remove(ticket)
-        ticket.state = "cancelled"
-        if ticket._turn is not None and not ticket._turn.done():
-            ticket._turn.cancel()
-        self._notify()
-        return True
+    def _all_running(self) -> list[_Place]:
+        return [t for places in self._running.values() for t in places]
 
     def _dispatch(self) -> None:
         while self.running < self.slots:
             running = [t.user_id for t in self._all_running()]
-            ticket = self._pick(self._waiting, running, self._last_served)
-            if ticket is None:
+            place = self._pick(self._waiting, running, self._last_served)
+            if place is None:
                 return
-            self._waiting.remove(ticket)
-            ticket.state = "running"
-            self._running[ticket.user_id].append(ticket)
-            self._last_served[ticket.user_id] = next(self._serve_seq)
-            if ticket._turn is not None and not ticket._turn.done():
-                ticket._turn.set_result(None)
+            self._waiting.remove(place)
+            place.state = "running"
+            self._running[place.user_id].append(place)
+            self._last_served[place.user_id] = next(self._serve_seq)
+            if place.turn is not None and not place.turn.done():
+                place.turn.set_result(None)
 
     def _notify(self) -> None:
         # Wake everyone waiting for a change, then arm the event again.

@@ -46,7 +46,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 2: find unfinished jobs quickly at start-up.
     "CREATE INDEX jobs_state ON jobs(state);",
-    # 3: each server's style gallery (bot/gallery.py): normalised JPEG + thumbnail, names unique ignoring case.
+    # 3: each server's style gallery (bot/gallery/): normalised JPEG + thumbnail, names unique ignoring case.
     """
     CREATE TABLE gallery (
         id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -124,7 +124,7 @@ async def test_accept_run_deliver(settings: Settings, db: Database) -> None:
     assert result["content"] == "<@1> here is your picture."
     assert result["files"][0].filename.startswith("styled.")
     assert reporter.statuses[-1] == "Done: the result is below."
-    entry = jobs.rerun_entry(done.job_id)
+    entry = jobs.rerun_inputs(done.job_id)
     assert entry is not None and entry.args.strength == 2 and entry.inputs.names == ["content.png", "style.png"]
     assert await db.unfinished_jobs() == []
     # The engine overrides given to the service reach the backend's request.

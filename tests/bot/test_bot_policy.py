@@ -15,7 +15,7 @@ from bot.requests.policy import (
     choose_preset,
     role_name,
 )
-from bot.requests.reruns import RerunCache, RerunEntry, shrink_inputs
+from bot.requests.reruns import RerunCache, RerunInputs, shrink_inputs
 from bot.storage.limits import Limits
 from nst_engine.errors import JobTimeoutError, TooManyPixelsError, WorkerCrashedError
 
@@ -109,7 +109,7 @@ def test_rerun_copies_are_shrunk_by_the_pools_rule():
 
 def _entry(side=10):
     im = Image.new("RGB", (side, side))
-    return RerunEntry(inputs=Inputs(content=im, styles=[im], names=["a", "b"]), args=StyleArgs(), guild_id=None)
+    return RerunInputs(inputs=Inputs(content=im, styles=[im], names=["a", "b"]), args=StyleArgs(), guild_id=None)
 
 
 def test_rerun_cache_is_bounded_by_count_bytes_and_age():
