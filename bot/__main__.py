@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("bot")
 
-USAGE = """usage: nst-bot [doctor]
+CLI_USAGE = """usage: nst-bot [doctor]
 
   nst-bot          run the bot (settings from the environment and .env; see .env.example)
   nst-bot doctor   check the settings, token, weights, database and Discord, one line each, then exit"""
@@ -55,7 +55,7 @@ def load_settings() -> Settings | str:
     return settings
 
 
-def preflight(settings: Settings) -> str | None:
+def preflight_settings(settings: Settings) -> str | None:
     """What can be known to fail before connecting to anything (cheap checks only; ``doctor`` does the rest)."""
     spec = settings.nst_weights.strip()
     if spec not in ("imagenet", "random"):
@@ -203,14 +203,14 @@ async def _close(bot: StyleBot, runner: asyncio.Task[None]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(CLI_USAGE)
         return 0
     if args == ["doctor"]:
         from bot.ops import doctor
 
         return doctor.main()
     if args:
-        print(f"unknown arguments {' '.join(args)!r}\n{USAGE}", file=sys.stderr)
+        print(f"unknown arguments {' '.join(args)!r}\n{CLI_USAGE}", file=sys.stderr)
         return CONFIG_ERROR
     settings = load_settings()
     if isinstance(settings, str):
@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         return CONFIG_ERROR
     assert settings.discord_token is not None
     setup_logging(settings.log_level, settings.log_format, secrets=[settings.discord_token.get_secret_value()])
-    problem = preflight(settings)
+    problem = preflight_settings(settings)
     if problem is not None:
         print(problem, file=sys.stderr)
         return CONFIG_ERROR

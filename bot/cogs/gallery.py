@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import discord
@@ -14,7 +13,6 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.gallery.builtin import BUILTINS
-from bot.gallery.picker import StylizePicker
 from bot.gallery.sheet import SheetSection, decode_thumbs, gallery_sheet_jpeg
 from bot.gallery.store import (
     GalleryEntry,
@@ -28,8 +26,9 @@ from bot.gallery.store import (
 from bot.requests.arguments import StyleArgs
 from bot.requests.downloads import DownloadError, download
 from bot.requests.policy import ImageInput, InputFile, Source, choose_preset, image_refusal
-from bot.storage.limits import Limits
+from bot.storage.limits import LimitsLookup
 from bot.ui.buttons import JobControls
+from bot.ui.painting_picker import StylizePicker
 from bot.ui.render import COLOR_INFO, COLOR_OK, error_embed
 from bot.ui.reporters import MessageReporter
 from nst_engine.errors import ImageError
@@ -38,7 +37,7 @@ from nst_engine.presets import PRESETS
 
 log = logging.getLogger(__name__)
 
-GUILD_ONLY = (
+_GUILD_ONLY = (
     "Galleries belong to servers. In direct messages you can use the built-in paintings "
     "(`/style-gallery list` shows them)."
 )
@@ -52,11 +51,10 @@ class NotInServer(app_commands.CheckFailure):
 def _in_server(interaction: discord.Interaction) -> bool:
     # Checked before the permission check, so a DM gets "only in servers", not "you need Manage Server".
     if interaction.guild is None:
-        raise NotInServer(GUILD_ONLY)
+        raise NotInServer(_GUILD_ONLY)
     return True
 
 
-LimitsLookup = Callable[[int | None], Awaitable[Limits]]  # guild id (None: a DM) -> the limits that apply
 
 
 class GalleryCog(commands.GroupCog, group_name="style-gallery", group_description="Paintings to style pictures with"):

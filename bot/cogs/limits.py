@@ -17,12 +17,12 @@ from bot.storage.db import Database
 from bot.storage.limits import LimitError, Limits, LimitsLookup, apply_update
 from bot.ui.render import error_embed, limits_embed
 
-GUILD_ONLY = "Server limits only exist in servers; in direct messages the bot-wide limits apply."
+_GUILD_ONLY = "Server limits only exist in servers; in direct messages the bot-wide limits apply."
 
 
 def in_guild(interaction: discord.Interaction) -> bool:
     if interaction.guild is None:
-        raise app_commands.NoPrivateMessage(GUILD_ONLY)
+        raise app_commands.NoPrivateMessage(_GUILD_ONLY)
     return True
 
 

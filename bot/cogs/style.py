@@ -9,7 +9,7 @@ from discord.ext import commands
 from bot.config import KNOWN_PRESETS, Settings
 from bot.gallery.named import parse_painting_request
 from bot.gallery.store import PaintingCatalog, UnknownPainting, painting_sources
-from bot.requests.arguments import SEED_MAX, STRENGTH_MAX, STRENGTH_MIN, USAGE, ArgumentError, StyleArgs
+from bot.requests.arguments import SEED_MAX, STRENGTH_MAX, STRENGTH_MIN, STYLE_USAGE, ArgumentError, StyleArgs
 from bot.requests.policy import InputFile, Source
 from bot.requests.service import JobService
 from bot.ui.render import error_embed
@@ -49,7 +49,7 @@ class StyleCog(commands.Cog):
         try:
             request = await parse_painting_request(args, self.paintings, guild_id, one_image=len(files) <= 1)
         except ArgumentError as exc:
-            usage = USAGE.format(prefix=self.settings.bot_prefix)
+            usage = STYLE_USAGE.format(prefix=self.settings.bot_prefix)
             await answer(ctx.message, error_embed(f"{exc}\n{usage}"))
             return
         except UnknownPainting as exc:

@@ -1,4 +1,4 @@
-"""Paintings on hand: the built-ins, each server's stored gallery, painting names in ``!style``, picker and sheet.
+"""Paintings on hand: the built-ins, each server's stored gallery, painting names in ``!style``, the contact sheet.
 
-May import requests/ (a painting is a request's input), storage/ and ui/; never cogs/ or ops/.
+May import requests/ (a painting is a request's input) and storage/; never ui/, cogs/ or ops/.
 """

@@ -27,7 +27,7 @@ class StyleArgs:
     seed: int = 0
 
 
-USAGE = "Usage: `{prefix}style [fast|balanced|quality] [strength 0.25-4] [colors] [seed=N]`"
+STYLE_USAGE = "Usage: `{prefix}style [fast|balanced|quality] [strength 0.25-4] [colors] [seed=N]`"
 
 
 def parse_style_args(text: str) -> StyleArgs:

@@ -13,11 +13,10 @@ from PIL import Image
 
 from bot.gallery.builtin import BUILTINS, builtin_bytes, builtin_image, find_builtin
 from bot.gallery.named import parse_painting_request
-from bot.gallery.picker import StylizePicker
 from bot.gallery.sheet import SheetSection, decode_thumbs, gallery_sheet_jpeg, render_sheet
 from bot.gallery.store import (
     DECODED_CACHE,
-    NAME_MAX,
+    PAINTING_NAME_MAX,
     GalleryError,
     GalleryStore,
     PaintingCatalog,
@@ -28,6 +27,7 @@ from bot.gallery.store import (
 )
 from bot.requests.arguments import ArgumentError, StyleArgs
 from bot.storage.db import Database
+from bot.ui.painting_picker import StylizePicker
 from nst_engine.errors import CorruptImageError, FileTooLargeError, TooManyPixelsError, UnsupportedFormatError
 from nst_engine.images import ImageLimits
 
@@ -81,7 +81,7 @@ def test_names_are_cleaned_and_compared_ignoring_case():
     ("name", "why"),
     [
         ("a", "2 to 32 characters"),
-        ("x" * (NAME_MAX + 1), "2 to 32 characters"),
+        ("x" * (PAINTING_NAME_MAX + 1), "2 to 32 characters"),
         ("`rm`", "may use letters"),
         ("<@123>", "may use letters"),
         ("-dash", "must start with a letter"),
