@@ -51,7 +51,7 @@ bench: $(STAMP)
 
 # The picture of /style-gallery list in the README: the built-in paintings and a sample server gallery.
 gallery-sheet: $(STAMP)
-	$(BIN)/python -m bot.gallery_sheet docs/images/gallery-sheet.jpg --server "Art Club" \
+	$(BIN)/python -m bot.gallery.sheet docs/images/gallery-sheet.jpg --server "Art Club" \
 		--painting "Our Mascot=$(SHARED_IMAGES)/content/chelsea.png" \
 		--painting "Coffee Break=$(SHARED_IMAGES)/content/coffee.png" \
 		--painting "Launch Day=$(SHARED_IMAGES)/content/rocket.jpg" \

@@ -6,7 +6,7 @@ leaves the job service for each of them.
 One real request (two PNG attachments served on 127.0.0.1, downloaded, decoded, queued, run by a one-worker
 process pool with random weights at 48 px, delivered to an in-memory reporter) under ``sys.setprofile``, on the
 event loop's thread. Prints the files touched (at any depth, in first-touch order) and, per file, the calls the job
-service (bot/jobs.py) makes into it (a coroutine counts once, however often it resumes).
+service (bot/requests/service.py) makes into it (a coroutine counts once, however often it resumes).
 """
 
 from __future__ import annotations
@@ -26,17 +26,17 @@ from aiohttp import web
 from PIL import Image
 
 from bot.config import Settings
-from bot.db import Database
-from bot.delivery import FileFactory, Reporter
-from bot.jobs import JobService
-from bot.limits import Limits, LimitsLookup
-from bot.parsing import StyleArgs
-from bot.policy import InputFile
+from bot.requests.arguments import StyleArgs
+from bot.requests.policy import InputFile
+from bot.requests.service import JobService
+from bot.storage.db import Database
+from bot.storage.limits import Limits, LimitsLookup
+from bot.ui.reporters import FileFactory, Reporter
 from nst_engine.pool import ProcessPoolBackend
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = (str(ROOT / "bot"), str(ROOT / "nst_engine"))
-ORCHESTRATOR = str(ROOT / "bot" / "jobs.py")
+ORCHESTRATOR = str(ROOT / "bot" / "requests" / "service.py")
 
 
 class QuietReporter(Reporter):

@@ -73,33 +73,33 @@ class Observer:
 
 def watch_queue(observer: Observer) -> None:
     """Record the fair queue's decisions (class-level wrappers: wherever the bot keeps its queue)."""
-    from bot.queue import FairQueue
+    from bot.requests.fair_queue import FairQueue
 
     enqueue, dispatch, release, cancel = FairQueue.enqueue, FairQueue._dispatch, FairQueue.release, FairQueue.cancel
 
-    def watched_enqueue(self: FairQueue, user_id: int, job_id: str) -> Any:
-        ticket = enqueue(self, user_id, job_id)
+    def watched_enqueue(self: FairQueue, user_id: int, job_id: str) -> None:
+        enqueue(self, user_id, job_id)
         observer.event("enqueue", user_id, job_id)
-        if ticket.state == "running":
+        if self.state(job_id) == "running":
             observer.event("start", user_id, job_id)
-        return ticket
 
     def watched_dispatch(self: FairQueue) -> None:
         before = list(self._waiting)
         dispatch(self)
-        for ticket in before:
-            if ticket.state == "running":
-                observer.event("start", ticket.user_id, ticket.job_id)
+        for place in before:
+            if place.state == "running":
+                observer.event("start", place.user_id, place.job_id)
 
-    def watched_release(self: FairQueue, ticket: Any) -> None:
-        if ticket.state == "running":
-            observer.event("end", ticket.user_id, ticket.job_id)
-        release(self, ticket)
+    def watched_release(self: FairQueue, job_id: str) -> None:
+        if self.state(job_id) == "running":
+            observer.event("end", self._places[job_id].user_id, job_id)
+        release(self, job_id)
 
-    def watched_cancel(self: FairQueue, ticket: Any) -> bool:
-        done = cancel(self, ticket)
-        if done:
-            observer.event("cancel", ticket.user_id, ticket.job_id)
+    def watched_cancel(self: FairQueue, job_id: str) -> bool:
+        place = self._places.get(job_id)
+        done = cancel(self, job_id)
+        if done and place is not None:
+            observer.event("cancel", place.user_id, job_id)
         return done
 
     # The enqueue wrapper sees tickets that start at once; the dispatch one, those that start later.

@@ -2,7 +2,7 @@
 
 Start-up failures (settings, token, intents, network, Discord down, weights, metrics port) end with one clear line on
 stderr and a non-zero exit code, never a traceback: 2 for what the operator must fix in the configuration, 1 for
-what may pass (network, Discord's outages). SIGTERM or SIGINT stop the bot gracefully (see ``bot.shutdown``); the
+what may pass (network, Discord's outages). SIGTERM or SIGINT stop the bot gracefully (see ``bot.ops.shutdown``); the
 exit code is then 0.
 """
 
@@ -22,15 +22,15 @@ from discord.ext import commands
 from pydantic import ValidationError
 
 from bot.config import Settings
-from bot.invite import invite_url
-from bot.logs import setup_logging
+from bot.ops.invite import invite_url
+from bot.ops.logs import setup_logging
 
 if TYPE_CHECKING:
     from bot.app import StyleBot
 
 log = logging.getLogger("bot")
 
-USAGE = """usage: nst-bot [doctor]
+CLI_USAGE = """usage: nst-bot [doctor]
 
   nst-bot          run the bot (settings from the environment and .env; see .env.example)
   nst-bot doctor   check the settings, token, weights, database and Discord, one line each, then exit"""
@@ -47,7 +47,7 @@ def load_settings() -> Settings | str:
     try:
         settings = Settings()
     except ValidationError as exc:
-        from bot.doctor import settings_problem
+        from bot.ops.doctor import settings_problem
 
         return f"Invalid settings in the environment or .env: {settings_problem(exc)}."
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
@@ -55,7 +55,7 @@ def load_settings() -> Settings | str:
     return settings
 
 
-def preflight(settings: Settings) -> str | None:
+def preflight_settings(settings: Settings) -> str | None:
     """What can be known to fail before connecting to anything (cheap checks only; ``doctor`` does the rest)."""
     spec = settings.nst_weights.strip()
     if spec not in ("imagenet", "random"):
@@ -131,8 +131,9 @@ def make_bot(settings: Settings, **kwargs: Any) -> StyleBot:
 
 async def serve(settings: Settings, **bot_kwargs: Any) -> int:
     """Run the bot until it stops; returns the exit code."""
-    from bot.metrics import BotMetrics, MetricsServer, instrument
-    from bot.shutdown import Shutdown
+    from bot.ops.health import MetricsServer
+    from bot.ops.metrics import BotMetrics, instrument
+    from bot.ops.shutdown import Shutdown
 
     token = settings.discord_token.get_secret_value().strip() if settings.discord_token else ""
     metrics = BotMetrics()
@@ -202,20 +203,20 @@ async def _close(bot: StyleBot, runner: asyncio.Task[None]) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(CLI_USAGE)
         return 0
     if args == ["doctor"]:
-        from bot import doctor
+        from bot.ops import doctor
 
         return doctor.main()
     if args:
-        print(f"unknown arguments {' '.join(args)!r}\n{USAGE}", file=sys.stderr)
+        print(f"unknown arguments {' '.join(args)!r}\n{CLI_USAGE}", file=sys.stderr)
         return CONFIG_ERROR
     settings = load_settings()
     if isinstance(settings, str):
         print(settings, file=sys.stderr)
         return CONFIG_ERROR
-    from bot.db import preflight as database_preflight
+    from bot.storage.db import preflight as database_preflight
 
     # Before logging in: a database the bot cannot use is one clear line and exit 2, not a traceback loop.
     problem = database_preflight(settings.database_path, retention=settings.job_retention_days * 86400)
@@ -224,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
         return CONFIG_ERROR
     assert settings.discord_token is not None
     setup_logging(settings.log_level, settings.log_format, secrets=[settings.discord_token.get_secret_value()])
-    problem = preflight(settings)
+    problem = preflight_settings(settings)
     if problem is not None:
         print(problem, file=sys.stderr)
         return CONFIG_ERROR

@@ -1,5 +1,5 @@
 """The bot: a ``commands.Bot`` that makes the database, the style backend and the job service, and hands each cog
-what it uses. Nothing calls back into it: jobs report through return values and events (``bot.events``)."""
+what it uses. Nothing calls back into it: jobs report through return values and events (``bot.requests.events``)."""
 
 from __future__ import annotations
 
@@ -13,14 +13,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.db import Database, JobRecord
-from bot.delivery import answer, pings
-from bot.events import JobObserver
-from bot.failures import GENERIC, describe_command_error
-from bot.gallery import GalleryStore, PaintingCatalog
-from bot.jobs import JobService
-from bot.limits import MB, Limits, LimitsLookup
-from bot.render import error_embed
+from bot.gallery.store import GalleryStore, PaintingCatalog
+from bot.requests.events import JobObserver
+from bot.requests.failures import GENERIC, describe_command_error
+from bot.requests.service import JobService
+from bot.storage.db import Database, JobRecord
+from bot.storage.limits import MB, Limits, LimitsLookup
+from bot.ui.render import error_embed
+from bot.ui.replies import answer, pings
 from nst_engine.pool.protocol import StyleBackend
 
 log = logging.getLogger("bot")
@@ -55,7 +55,7 @@ class StyleBot(commands.Bot):
     ``engine_overrides``: StyleOptions fields forced on every job (tests and development, e.g.
     ``{"size": 48, "iterations": 4}``); the output size stays capped by the limits. They are handed to the job
     service, which reads ``jobs.engine_overrides`` at each request.
-    ``observers``: job-event observers the job service starts with (``bot.events``; metrics use it).
+    ``observers``: job-event observers the job service starts with (``bot.requests.events``; metrics use it).
     """
 
     def __init__(
@@ -75,7 +75,7 @@ class StyleBot(commands.Bot):
             command_prefix=commands.when_mentioned_or(self.settings.bot_prefix),
             intents=intents,
             help_command=None,
-            # Nobody is pinged unless a message says whom (delivery.pings): filenames and other user text never ping.
+            # Nobody is pinged unless a message says whom (ui.replies.pings): filenames and other user text never ping.
             allowed_mentions=discord.AllowedMentions.none(),
             tree_cls=StyleTree,
             **options,
@@ -95,7 +95,7 @@ class StyleBot(commands.Bot):
         from bot.cogs.help import HelpCog
         from bot.cogs.limits import LimitsCog
         from bot.cogs.style import StyleCog
-        from bot.views import CancelButton, RerunButton
+        from bot.ui.buttons import CancelButton, RerunButton
 
         await self.db.open()
         # Jobs the journal still holds open were interrupted by the last shutdown or crash.
@@ -109,7 +109,7 @@ class StyleBot(commands.Bot):
             observers=self._observers,
         )
         await self.jobs.start()
-        # Style gallery (bot/gallery.py): the built-in paintings and each server's own.
+        # Style gallery (bot/gallery/): the built-in paintings and each server's own.
         self.gallery = GalleryStore(self.db, max_items=self.settings.gallery_max_items,
                                     max_bytes=int(self.settings.gallery_max_mb * MB))
         self.paintings = PaintingCatalog(self.gallery)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from collections.abc import Awaitable, Callable
 
 import aiohttp
 import discord
@@ -13,9 +12,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.delivery import MessageReporter
-from bot.downloads import DownloadError, download
-from bot.gallery import (
+from bot.gallery.builtin import BUILTINS
+from bot.gallery.sheet import SheetSection, decode_thumbs, gallery_sheet_jpeg
+from bot.gallery.store import (
     GalleryEntry,
     GalleryError,
     GalleryStore,
@@ -24,21 +23,21 @@ from bot.gallery import (
     prepare_upload,
     validate_name,
 )
-from bot.gallery_builtin import BUILTINS
-from bot.gallery_picker import StylizePicker
-from bot.gallery_sheet import SheetSection, decode_thumbs, gallery_sheet_jpeg
-from bot.limits import Limits
-from bot.parsing import StyleArgs
-from bot.policy import ImageInput, InputFile, Source, choose_preset, image_refusal
-from bot.render import COLOR_INFO, COLOR_OK, error_embed
-from bot.views import JobControls
+from bot.requests.arguments import StyleArgs
+from bot.requests.downloads import DownloadError, download
+from bot.requests.policy import ImageInput, InputFile, Source, choose_preset, image_refusal
+from bot.storage.limits import LimitsLookup
+from bot.ui.buttons import JobControls
+from bot.ui.painting_picker import StylizePicker
+from bot.ui.render import COLOR_INFO, COLOR_OK, error_embed
+from bot.ui.reporters import MessageReporter
 from nst_engine.errors import ImageError
 from nst_engine.images import ImageLimits, human_bytes
 from nst_engine.presets import PRESETS
 
 log = logging.getLogger(__name__)
 
-GUILD_ONLY = (
+_GUILD_ONLY = (
     "Galleries belong to servers. In direct messages you can use the built-in paintings "
     "(`/style-gallery list` shows them)."
 )
@@ -52,11 +51,10 @@ class NotInServer(app_commands.CheckFailure):
 def _in_server(interaction: discord.Interaction) -> bool:
     # Checked before the permission check, so a DM gets "only in servers", not "you need Manage Server".
     if interaction.guild is None:
-        raise NotInServer(GUILD_ONLY)
+        raise NotInServer(_GUILD_ONLY)
     return True
 
 
-LimitsLookup = Callable[[int | None], Awaitable[Limits]]  # guild id (None: a DM) -> the limits that apply
 
 
 class GalleryCog(commands.GroupCog, group_name="style-gallery", group_description="Paintings to style pictures with"):

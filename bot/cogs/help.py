@@ -7,9 +7,9 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.delivery import answer
-from bot.limits import LimitsLookup
-from bot.render import help_embed
+from bot.storage.limits import LimitsLookup
+from bot.ui.render import help_embed
+from bot.ui.replies import answer
 
 
 class HelpCog(commands.Cog):

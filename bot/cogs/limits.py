@@ -13,16 +13,16 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Settings
-from bot.db import Database
-from bot.limits import LimitError, Limits, LimitsLookup, apply_update
-from bot.render import error_embed, limits_embed
+from bot.storage.db import Database
+from bot.storage.limits import LimitError, Limits, LimitsLookup, apply_update
+from bot.ui.render import error_embed, limits_embed
 
-GUILD_ONLY = "Server limits only exist in servers; in direct messages the bot-wide limits apply."
+_GUILD_ONLY = "Server limits only exist in servers; in direct messages the bot-wide limits apply."
 
 
 def in_guild(interaction: discord.Interaction) -> bool:
     if interaction.guild is None:
-        raise app_commands.NoPrivateMessage(GUILD_ONLY)
+        raise app_commands.NoPrivateMessage(_GUILD_ONLY)
     return True
 
 

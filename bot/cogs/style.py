@@ -7,13 +7,14 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import KNOWN_PRESETS, Settings
-from bot.delivery import InteractionReporter, MessageReporter, answer
-from bot.gallery import PaintingCatalog, UnknownPainting, painting_sources
-from bot.gallery_args import parse_painting_request
-from bot.jobs import JobService
-from bot.parsing import SEED_MAX, STRENGTH_MAX, STRENGTH_MIN, USAGE, ArgumentError, StyleArgs
-from bot.policy import InputFile, Source
-from bot.render import error_embed
+from bot.gallery.named import parse_painting_request
+from bot.gallery.store import PaintingCatalog, UnknownPainting, painting_sources
+from bot.requests.arguments import SEED_MAX, STRENGTH_MAX, STRENGTH_MIN, STYLE_USAGE, ArgumentError, StyleArgs
+from bot.requests.policy import InputFile, Source
+from bot.requests.service import JobService
+from bot.ui.render import error_embed
+from bot.ui.replies import answer
+from bot.ui.reporters import InteractionReporter, MessageReporter
 from nst_engine.presets import DEFAULT_PRESET, PRESETS
 
 # Built from the presets, so the menu says what each one really does; a server's limits may refuse some.
@@ -35,7 +36,7 @@ class StyleCog(commands.Cog):
     def __init__(self, settings: Settings, jobs: JobService, paintings: PaintingCatalog) -> None:
         self.settings = settings
         self.jobs = jobs
-        self.paintings = paintings  # built-in and gallery paintings, named instead of a style image (bot/gallery.py)
+        self.paintings = paintings  # built-in and gallery paintings, named instead of a style image (bot/gallery/)
 
     @commands.command(name="style")
     async def style_prefix(self, ctx: commands.Context[commands.Bot], *, args: str = "") -> None:
@@ -48,7 +49,7 @@ class StyleCog(commands.Cog):
         try:
             request = await parse_painting_request(args, self.paintings, guild_id, one_image=len(files) <= 1)
         except ArgumentError as exc:
-            usage = USAGE.format(prefix=self.settings.bot_prefix)
+            usage = STYLE_USAGE.format(prefix=self.settings.bot_prefix)
             await answer(ctx.message, error_embed(f"{exc}\n{usage}"))
             return
         except UnknownPainting as exc:

@@ -2,8 +2,8 @@ import sqlite3
 
 import pytest
 
-from bot.db import MIGRATIONS, SCHEMA_VERSION, Database
-from bot.limits import GuildLimits
+from bot.storage.db import MIGRATIONS, SCHEMA_VERSION, Database
+from bot.storage.limits import GuildLimits
 
 
 async def test_fresh_database_is_migrated_to_the_latest_version(tmp_path):

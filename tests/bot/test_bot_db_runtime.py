@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from bot.db import Database, DatabaseUnavailable
-from bot.limits import GuildLimits
+from bot.storage.db import Database, DatabaseUnavailable
+from bot.storage.limits import GuildLimits
 
 
 @pytest.fixture
@@ -28,7 +28,7 @@ async def test_locked_database_keeps_the_bot_serving(db, caplog):
     other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
     other.execute("INSERT INTO jobs (job_id, user_id, channel_id, state, created_at) VALUES ('x', 1, 1, 'done', 0)")
     try:
-        with caplog.at_level(logging.WARNING, logger="bot.db"):
+        with caplog.at_level(logging.WARNING, logger="bot.storage.db"):
             await db.record_job("j1", user_id=1, guild_id=1, channel_id=2)  # skipped, not raised
             await db.set_job_state("j1", "running")
             assert (await db.guild_limits(1)).max_file_mb == 2.0  # WAL: reads still work
@@ -49,7 +49,7 @@ async def test_locked_database_keeps_the_bot_serving(db, caplog):
 
 async def test_read_only_database_while_running(db, caplog):
     await db.conn.execute("PRAGMA query_only = ON")  # as if the file had turned read-only under us
-    with caplog.at_level(logging.WARNING, logger="bot.db"):
+    with caplog.at_level(logging.WARNING, logger="bot.storage.db"):
         await db.record_job("j1", user_id=1, guild_id=1, channel_id=2)
         with pytest.raises(DatabaseUnavailable):
             await db.reset_guild_limits(1)
@@ -62,7 +62,7 @@ async def test_unreadable_settings_fall_back_to_the_bot_wide_defaults(db, caplog
     other.execute("DROP TABLE guild_settings")  # e.g. a half-restored backup
     other.commit()
     other.close()
-    with caplog.at_level(logging.WARNING, logger="bot.db"):
+    with caplog.at_level(logging.WARNING, logger="bot.storage.db"):
         assert await db.guild_limits(1) == GuildLimits()
         assert await db.unfinished_jobs() == []
     assert "using the bot-wide defaults" in caplog.text
@@ -99,7 +99,7 @@ async def test_pruning_runs_again_while_the_bot_runs(tmp_path, monkeypatch):
         await db.set_job_state("a", "done")
         await db.conn.execute("UPDATE jobs SET finished_at = ? WHERE job_id = 'a'", (time.time() - 120,))
         await db.conn.commit()
-        monkeypatch.setattr("bot.db.PRUNE_EVERY", 0.0)  # an hour has passed since the last prune
+        monkeypatch.setattr("bot.storage.db.PRUNE_EVERY", 0.0)  # an hour has passed since the last prune
         await db.record_job("b", user_id=1, guild_id=None, channel_id=1)
         await db.set_job_state("b", "done")
         async with db.conn.execute("SELECT job_id FROM jobs") as cur:
@@ -129,7 +129,7 @@ async def test_the_status_message_of_an_unfinished_job_is_remembered(tmp_path):
 def test_settings_that_cannot_be_saved_get_a_clear_answer():
     from discord import app_commands
 
-    from bot.failures import describe_command_error
+    from bot.requests.failures import describe_command_error
 
     error = app_commands.CommandInvokeError.__new__(app_commands.CommandInvokeError)
     error.original = DatabaseUnavailable("The settings could not be saved: the bot's database cannot be written.")

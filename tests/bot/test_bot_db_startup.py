@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.db import preflight
+from bot.storage.db import preflight
 
 ROOT = Path(__file__).resolve().parents[2]
 DROP_DAC = "-dac_override,-dac_read_search"
@@ -141,7 +141,7 @@ def test_write_probe_catches_what_the_path_checks_miss(place, monkeypatch):
     made = subprocess.run(["chattr", "+i", str(path)], capture_output=True, text=True, check=False)
     if made.returncode != 0:
         pytest.skip(f"chattr +i is not permitted here ({made.stderr.strip()})")
-    monkeypatch.setattr("bot.db.check_path", lambda _path: None)
+    monkeypatch.setattr("bot.storage.db.check_path", lambda _path: None)
     problem = preflight(path)
     assert problem is not None and str(path) in problem and "read-only" in problem, problem
 

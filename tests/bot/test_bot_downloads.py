@@ -9,9 +9,9 @@ import pytest
 from aiohttp import web
 from PIL import Image
 
-from bot.downloads import Downloader, DownloadError, DownloadTimeout, DownloadTooLarge, download
-from bot.limits import Limits
-from bot.policy import ImageInput, InputFile, Refusal
+from bot.requests.downloads import Downloader, DownloadError, DownloadTimeout, DownloadTooLarge, download
+from bot.requests.policy import ImageInput, InputFile, Refusal
+from bot.storage.limits import Limits
 
 BODY = bytes(range(256)) * 400  # 102,400 bytes
 HUGE = 20 * 1024 * 1024  # what the counting routes would send to a client that never stops

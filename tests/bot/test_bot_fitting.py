@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import discord
 
-from bot import fitting
+from bot.ui import fitting
 
 
 def test_shorten_keeps_both_ends():

@@ -14,13 +14,13 @@ import pytest
 from PIL import Image
 
 from bot.config import Settings
-from bot.db import Database
-from bot.delivery import FileFactory, Reporter
-from bot.events import JobEvent
-from bot.jobs import INTERRUPTED, SHUTTING_DOWN, JobService
-from bot.limits import Limits, LimitsLookup
-from bot.parsing import StyleArgs
-from bot.policy import ImageInput
+from bot.requests.arguments import StyleArgs
+from bot.requests.events import JobEvent
+from bot.requests.policy import ImageInput
+from bot.requests.service import INTERRUPTED, SHUTTING_DOWN, JobService
+from bot.storage.db import Database
+from bot.storage.limits import Limits, LimitsLookup
+from bot.ui.reporters import FileFactory, Reporter
 from nst_engine.errors import WorkerCrashedError
 from nst_engine.pool.protocol import JobHandle, StyleBackend
 from tests.bot.memory_backend import MemoryBackend
@@ -124,7 +124,7 @@ async def test_accept_run_deliver(settings: Settings, db: Database) -> None:
     assert result["content"] == "<@1> here is your picture."
     assert result["files"][0].filename.startswith("styled.")
     assert reporter.statuses[-1] == "Done: the result is below."
-    entry = jobs.rerun_entry(done.job_id)
+    entry = jobs.rerun_inputs(done.job_id)
     assert entry is not None and entry.args.strength == 2 and entry.inputs.names == ["content.png", "style.png"]
     assert await db.unfinished_jobs() == []
     # The engine overrides given to the service reach the backend's request.

@@ -11,10 +11,12 @@ from importlib import resources
 import pytest
 from PIL import Image
 
-from bot.db import Database
-from bot.gallery import (
+from bot.gallery.builtin import BUILTINS, builtin_bytes, builtin_image, find_builtin
+from bot.gallery.named import parse_painting_request
+from bot.gallery.sheet import SheetSection, decode_thumbs, gallery_sheet_jpeg, render_sheet
+from bot.gallery.store import (
     DECODED_CACHE,
-    NAME_MAX,
+    PAINTING_NAME_MAX,
     GalleryError,
     GalleryStore,
     PaintingCatalog,
@@ -23,11 +25,9 @@ from bot.gallery import (
     prepare_upload,
     validate_name,
 )
-from bot.gallery_args import parse_painting_request
-from bot.gallery_builtin import BUILTINS, builtin_bytes, builtin_image, find_builtin
-from bot.gallery_picker import StylizePicker
-from bot.gallery_sheet import SheetSection, decode_thumbs, gallery_sheet_jpeg, render_sheet
-from bot.parsing import ArgumentError, StyleArgs
+from bot.requests.arguments import ArgumentError, StyleArgs
+from bot.storage.db import Database
+from bot.ui.painting_picker import StylizePicker
 from nst_engine.errors import CorruptImageError, FileTooLargeError, TooManyPixelsError, UnsupportedFormatError
 from nst_engine.images import ImageLimits
 
@@ -81,7 +81,7 @@ def test_names_are_cleaned_and_compared_ignoring_case():
     ("name", "why"),
     [
         ("a", "2 to 32 characters"),
-        ("x" * (NAME_MAX + 1), "2 to 32 characters"),
+        ("x" * (PAINTING_NAME_MAX + 1), "2 to 32 characters"),
         ("`rm`", "may use letters"),
         ("<@123>", "may use letters"),
         ("-dash", "must start with a letter"),
@@ -227,7 +227,7 @@ async def test_catalog_resolves_builtins_everywhere_and_the_gallery_in_its_serve
 
 
 def test_builtins_ship_in_the_package_with_credits():
-    credits = resources.files("bot").joinpath("paintings", "CREDITS.md").read_text()
+    credits = resources.files("bot.gallery").joinpath("paintings", "CREDITS.md").read_text()
     total = 0
     for p in BUILTINS:
         data = builtin_bytes(p)

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from bot.limits import LIMIT_FLOORS, GuildLimits, LimitError, Limits, apply_update, effective_limits
+from bot.storage.limits import LIMIT_FLOORS, GuildLimits, LimitError, Limits, apply_update, effective_limits
 
 CEILINGS = Limits(max_file_mb=8, max_megapixels=16, max_output_side=1024, allowed_presets=("fast", "balanced"))
 
@@ -38,7 +38,7 @@ def test_tiny_values_saved_before_the_floors_are_raised_when_read():
 
 
 def test_an_over_long_preset_list_gives_a_short_refusal():
-    from bot.limits import parse_presets
+    from bot.storage.limits import parse_presets
 
     with pytest.raises(LimitError) as caught:
         parse_presets(",".join(f"nope{i}" for i in range(2000)))

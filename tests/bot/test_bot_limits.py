@@ -1,7 +1,7 @@
 import pytest
 
 from bot.config import Settings
-from bot.limits import GuildLimits, LimitError, Limits, apply_update, effective_limits, parse_presets
+from bot.storage.limits import GuildLimits, LimitError, Limits, apply_update, effective_limits, parse_presets
 
 CEILINGS = Limits(max_file_mb=8, max_megapixels=16, max_output_side=1024, allowed_presets=("fast", "balanced"))
 

@@ -1,6 +1,6 @@
 import pytest
 
-from bot.parsing import ArgumentError, StyleArgs, parse_style_args
+from bot.requests.arguments import ArgumentError, StyleArgs, parse_style_args
 
 
 def test_empty_gives_defaults():

@@ -3,11 +3,20 @@
 import pytest
 from PIL import Image
 
-from bot.failures import Context, describe
-from bot.limits import Limits
-from bot.parsing import StyleArgs
-from bot.policy import ImageInput, InputFile, Inputs, Refusal, build_options, check_metadata, choose_preset, role_name
-from bot.reruns import RerunCache, RerunEntry, shrink_inputs
+from bot.requests.arguments import StyleArgs
+from bot.requests.failures import Context, describe
+from bot.requests.policy import (
+    ImageInput,
+    InputFile,
+    Inputs,
+    Refusal,
+    build_options,
+    check_metadata,
+    choose_preset,
+    role_name,
+)
+from bot.requests.reruns import RerunCache, RerunInputs, shrink_inputs
+from bot.storage.limits import Limits
 from nst_engine.errors import JobTimeoutError, TooManyPixelsError, WorkerCrashedError
 
 LIMITS = Limits(max_file_mb=1, max_megapixels=1, max_output_side=256, allowed_presets=("fast", "balanced"))
@@ -76,7 +85,7 @@ def test_failure_messages():
 def test_command_errors_have_messages_and_bugs_have_none():
     from discord import app_commands
 
-    from bot.failures import describe_command_error
+    from bot.requests.failures import describe_command_error
 
     missing = app_commands.MissingPermissions(["manage_guild"])
     assert describe_command_error(missing) == "Only members with the **Manage Server** permission can do this."
@@ -100,7 +109,7 @@ def test_rerun_copies_are_shrunk_by_the_pools_rule():
 
 def _entry(side=10):
     im = Image.new("RGB", (side, side))
-    return RerunEntry(inputs=Inputs(content=im, styles=[im], names=["a", "b"]), args=StyleArgs(), guild_id=None)
+    return RerunInputs(inputs=Inputs(content=im, styles=[im], names=["a", "b"]), args=StyleArgs(), guild_id=None)
 
 
 def test_rerun_cache_is_bounded_by_count_bytes_and_age():
@@ -123,7 +132,7 @@ def test_rerun_cache_is_bounded_by_count_bytes_and_age():
 def test_every_engine_error_has_its_own_row_in_the_failure_table():
     import inspect
 
-    from bot import failures
+    from bot.requests import failures
     from nst_engine import errors
 
     rows = {kind for kind, _ in failures.FAILURES}

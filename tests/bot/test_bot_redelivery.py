@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import discord
 import pytest
 
-from bot.redelivery import Redelivery, is_transient
+from bot.requests.redelivery import Redelivery, is_transient
 
 
 def http_error(status: int) -> discord.HTTPException:

@@ -1,8 +1,8 @@
 import discord
 
 from bot.config import Settings
-from bot.limits import Limits
-from bot.render import (
+from bot.storage.limits import Limits
+from bot.ui.render import (
     error_embed,
     format_duration,
     format_loss,

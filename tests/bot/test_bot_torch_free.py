@@ -28,7 +28,7 @@ def test_importing_every_bot_module_leaves_torch_out() -> None:
     result = probe()
     modules = result["modules"]
     assert isinstance(modules, list)
-    assert {"bot.app", "bot.jobs", "bot.cogs.style", "bot.views", "bot.__main__"} <= set(modules)
+    assert {"bot.app", "bot.requests.service", "bot.cogs.style", "bot.ui.buttons", "bot.__main__"} <= set(modules)
     assert result["torch"] is False
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from bot.parsing import STRENGTH_MAX, StyleArgs
-from bot.views import rerun_args, result_view
+from bot.requests.arguments import STRENGTH_MAX, StyleArgs
+from bot.ui.buttons import rerun_args, result_view
 
 
 def _labels(view) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 
-from bot.db import Database
+from bot.storage.db import Database
 from tests.e2e.bot_harness import E2E, embed_text, fake, is_error, is_result, make_settings, png, pool, running_bot
 
 pytestmark = E2E

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from bot.db import Database
+from bot.storage.db import Database
 from tests.e2e.bot_harness import E2E, embed_text, fake, is_error, is_result, make_settings, png, pool, running_bot
 from tests.fakediscord import FileSpec, Perm
 
@@ -41,7 +41,7 @@ async def test_a_result_discord_refuses_is_kept_and_sent_later(fake, tmp_path, p
 async def test_channel_and_dms_both_refusing_is_logged_and_shown_in_the_status(fake, tmp_path, pool, caplog):
     deny(fake, Perm.ATTACH_FILES)  # the status can be posted, the result cannot
     fake.member.accepts_dms = False
-    with caplog.at_level(logging.WARNING, logger="bot.delivery"):
+    with caplog.at_level(logging.WARNING, logger="bot.ui.reporters"):
         async with running_bot(fake, make_settings(tmp_path), pool):
             user_msg = await fake.post_message(fake.channel, fake.member, "!style", attachments=images(2))
             status = await fake.wait_for_message(

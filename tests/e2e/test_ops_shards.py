@@ -5,7 +5,8 @@ from __future__ import annotations
 import discord
 
 from bot.__main__ import make_bot
-from bot.metrics import BotMetrics, DiscordGateway
+from bot.ops.health import DiscordGateway
+from bot.ops.metrics import BotMetrics
 from tests.e2e.bot_harness import E2E, ENGINE_OVERRIDES, fake, is_result, make_settings, png, pool
 from tests.fakediscord import FakeDiscord, run_discord_client
 

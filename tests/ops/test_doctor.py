@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from bot.config import Settings
-from bot.doctor import Check, check_token, run_checks
+from bot.ops.doctor import Check, check_token, run_checks
 from tests.fakediscord import serving_fake
 
 ROOT = Path(__file__).resolve().parents[2]

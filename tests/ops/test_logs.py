@@ -7,7 +7,6 @@ import json
 import logging
 
 import pytest
-
 from bot.logs import Redactor, setup_logging
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456"

@@ -8,8 +8,10 @@ from dataclasses import dataclass, field
 import aiohttp
 import pytest
 
-from bot.metrics import BotMetrics, GpuMemory, MetricsServer, parse_nvidia_smi, sample, total
+from bot.ops.health import MetricsServer
+from bot.ops.metrics import BotMetrics, GpuMemory, parse_nvidia_smi
 from nst_engine.pool import WorkerInfo
+from tests.metrics_text import sample, total
 
 
 @dataclass

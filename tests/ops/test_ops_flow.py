@@ -8,14 +8,15 @@ import time
 from types import SimpleNamespace
 
 from bot.config import Settings
-from bot.db import Database
-from bot.events import JobEvent
-from bot.jobs import INTERRUPTED
-from bot.metrics import BotMetrics, GpuMemory, instrument, sample, total
-from bot.parsing import StyleArgs
-from bot.shutdown import Shutdown
+from bot.ops.metrics import BotMetrics, GpuMemory, instrument
+from bot.ops.shutdown import Shutdown
+from bot.requests.arguments import StyleArgs
+from bot.requests.events import JobEvent
+from bot.requests.service import INTERRUPTED
+from bot.storage.db import Database
 from tests.bot.memory_backend import MemoryBackend
 from tests.bot.test_bot_flow import SOURCES, MemoryReporter, User, db, service, settings, until
+from tests.metrics_text import sample, total
 
 __all__ = ["db", "settings"]  # fixtures
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.gallery import PaintingCatalog, UnknownPainting, discord_safe, reads_as_options
-from bot.parsing import ArgumentError, StyleArgs, parse_style_args
+from bot.gallery.store import PaintingCatalog, UnknownPainting, discord_safe, reads_as_options
+from bot.requests.arguments import ArgumentError, StyleArgs, parse_style_args
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from typing import Any
 import discord
 from PIL import Image
 
-from bot import fitting
-from bot.limits import Limits
-from bot.parsing import StyleArgs
+from bot.requests.arguments import StyleArgs
+from bot.storage.limits import Limits
+from bot.ui import fitting
 from nst_engine.errors import FileTooLargeError, ImageError, ImageTooSmallError, TooManyPixelsError
 from nst_engine.images import human_bytes
 from nst_engine.presets import DEFAULT_PRESET, PRESETS
@@ -52,7 +52,7 @@ class InputFile:
 class ImageInput:
     """A picture that is already decoded (RGB, within limits), with the name the user knows it by.
 
-    The seam for inputs that are not attachments: a re-run's cached images, or a server gallery's painting (#14),
+    The seam for inputs that are not attachments: a re-run's cached images, or a gallery painting,
     which its cog resolves by name and passes in place of an attachment.
     """
 
@@ -114,7 +114,7 @@ def image_refusal(exc: ImageError, *, filename: str | None = None) -> str:
 def check_metadata(sources: Sequence[Source], limits: Limits, *, max_styles: int) -> None:
     """Refuse (before downloading) what the count and Discord's metadata already show to be wrong."""
     if len(sources) < 2:
-        got = "no image" if not sources else f"only one file (`{_name(sources[0])}`)"
+        got = "no image" if not sources else f"only one file (`{source_name(sources[0])}`)"
         raise Refusal(
             f"I need two images, the content first and the style second, but got {got}. "
             "Attach both to one message (or use `/style content: style:`).",
@@ -152,7 +152,8 @@ def check_metadata(sources: Sequence[Source], limits: Limits, *, max_styles: int
             )
 
 
-def _name(source: Source) -> str:
+def source_name(source: Source) -> str:
+    """The name the user knows an input by (a filename, or a painting's name)."""
     return source.filename if isinstance(source, InputFile) else source.name
 
 
@@ -186,26 +187,14 @@ def build_options(
     )
 
 
-@dataclass(frozen=True)
-class Plan:
-    """An accepted request: the options it runs with and the names of its pictures."""
-
-    options: StyleOptions
-    names: tuple[str, ...]
-
-    @property
-    def title(self) -> str:
-        return job_title(self.options, self.names)
-
-
 def plan_request(
     sources: Sequence[Source], args: StyleArgs, limits: Limits, *, max_styles: int,
     overrides: Mapping[str, Any] | None = None, preview_every: float | None = None,
-) -> Plan:
-    """The whole policy in one call: refuse (Refusal) what may not run here, else say how it runs."""
+) -> StyleOptions:
+    """The whole policy in one call: refuse (Refusal) what may not run here, else the options it runs with."""
     options = build_options(args, limits, overrides=overrides, preview_every=preview_every)
     check_metadata(sources, limits, max_styles=max_styles)
-    return Plan(options=options, names=tuple(_name(s) for s in sources))
+    return options
 
 
 def job_title(options: StyleOptions, names: Sequence[str]) -> str:

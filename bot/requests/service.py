@@ -5,15 +5,8 @@
                       every ending: failures.describe ─► the user's message; events ─► observers
 
 The service is given what it uses when it is made (settings, the backend, the journal, the limits lookup) and never
-calls back into the bot; the outside world hears about jobs through ``observers`` (see ``bot.events``).
-
-Glossary of the job types, in the order a request meets them:
-  request   ``StyleRequest`` (nst_engine.pool.protocol): images + StyleOptions, the backend's unit of work.
-  ticket    ``Ticket`` (bot.queue): a request's place in the fair queue; it says when the request may start.
-  handle    ``JobHandle`` (protocol): a submitted backend job: events, result, cancel.
-  record    ``JobRecord`` (bot.db): the journal row that survives a restart, so interrupted users are told.
-  ActiveJob (here): the service's bookkeeping of one request in flight: its ticket, handle, download, and who
-            cancelled it.
+calls back into the bot; the user hears through the request's reporter (``RequestReporter``), the outside world
+through ``observers`` (``bot.requests.events``). The job types are in docs/architecture.md (glossary).
 """
 
 from __future__ import annotations
@@ -28,31 +21,29 @@ from typing import Any, Protocol
 
 import discord
 
-from bot import render
 from bot.config import Settings
-from bot.delivery import Reporter, best_effort, deliver_result, preview_file, tell_failure
-from bot.downloads import Downloader
-from bot.events import EventKind, JobEvent, JobObserver
-from bot.failures import Context, describe
-from bot.limits import Limits
-from bot.parsing import StyleArgs
-from bot.policy import InputFile, Inputs, Refusal, Source, plan_request
-from bot.queue import FairQueue, Ticket
-from bot.redelivery import Redelivery, reason
-from bot.reruns import RerunCache, RerunEntry, shrink_inputs
-from bot.views import cancel_view, result_view
+from bot.requests.arguments import StyleArgs
+from bot.requests.downloads import Downloader
+from bot.requests.events import EventKind, JobEvent, JobObserver
+from bot.requests.failures import Context, describe
+from bot.requests.fair_queue import FairQueue
+from bot.requests.policy import InputFile, Inputs, Refusal, Source, job_title, plan_request, source_name
+from bot.requests.redelivery import Redelivery, reason
+from bot.requests.reporter import RequestReporter
+from bot.requests.reruns import RerunCache, RerunInputs, shrink_inputs
+from bot.storage.limits import Limits
 from nst_engine.errors import Cancelled
 from nst_engine.pool.protocol import JobHandle, StyleBackend, StyleRequest
 from nst_engine.types import LossSummary, StyleOptions, StyleResult
 
-log = logging.getLogger("bot.jobs")
+log = logging.getLogger(__name__)
 
 SHUTTING_DOWN = "The bot is restarting and takes no new jobs right now; please send this again in a minute."
 INTERRUPTED = "The bot is restarting, so this job was stopped before it finished. Please send it again in a minute."
 
 
 class JobJournal(Protocol):
-    """Where jobs are recorded so a restart can tell their users (``bot.db.Database``)."""
+    """Where jobs are recorded so a restart can tell their users (``bot.storage.db.Database``)."""
 
     async def record_job(self, job_id: str, *, user_id: int, guild_id: int | None, channel_id: int) -> None: ...
 
@@ -61,26 +52,24 @@ class JobJournal(Protocol):
     async def set_job_status_message(self, job_id: str, *, channel_id: int, message_id: int) -> None: ...
 
 
-LimitsLookup = Callable[[int | None], Awaitable[Limits]]  # guild id (None: a DM) -> the limits that apply
-
-
 @dataclass
 class ActiveJob:
+    """One request in flight, as the service keeps it: who asked, where it is, and how it ended."""
+
     job_id: str
     user_id: int
     guild_id: int | None
     started: float = field(default_factory=time.monotonic)
     options: StyleOptions | None = None  # known once the policy accepted the request
     timings: dict[str, float] = field(default_factory=dict)
-    ticket: Ticket | None = None
     handle: JobHandle | None = None
     download: asyncio.Future[Inputs] | None = None  # cancelled by the Cancel button: a slow CDN must not delay it
     cancelled_by: str | None = None
     interrupted: bool = False  # stopped by a shutdown (drain), not by a person
-    cancel_button: discord.ui.View | None = None  # on every status message until the job ends
-    delivering: bool = False  # the picture is made; only its delivery is left (the queue slot is free)
+    recorded: bool = False  # in the journal (from acceptance)
+    closed: bool = False  # out of ``active`` and its ending journaled (at delivery, or when the request ends)
     status_noted: bool = False  # the status message's place is in the journal
-    origin: str = "other"  # Reporter.origin: prefix, slash or button
+    origin: str = "other"  # RequestReporter.origin: prefix, slash or button
     summary: LossSummary | None = None  # set when the engine finished
     result_bytes: int = 0  # set when the result was uploaded
 
@@ -97,7 +86,7 @@ class JobService:
         settings: Settings,
         backend: StyleBackend,
         journal: JobJournal,
-        limits_for: LimitsLookup,
+        limits_for: Callable[[int | None], Awaitable[Limits]],  # guild id (None: a DM) -> the limits that apply
         *,
         engine_overrides: dict[str, Any] | None = None,
         observers: Sequence[JobObserver] = (),
@@ -166,49 +155,87 @@ class JobService:
         task.add_done_callback(self.tasks.discard)
         return task
 
-    def submit(self, reporter: Reporter, sources: Sequence[Source], args: StyleArgs) -> asyncio.Task[None]:
+    def submit(self, reporter: RequestReporter, sources: Sequence[Source], args: StyleArgs) -> asyncio.Task[None]:
         """Run a request in the background (what cogs and buttons call)."""
         return self.spawn(self.handle_request(reporter, sources, args))
 
-    def rerun_entry(self, job_id: str) -> RerunEntry | None:
+    def rerun_inputs(self, job_id: str) -> RerunInputs | None:
         return self.reruns.get(job_id)
 
-    async def handle_request(self, reporter: Reporter, sources: Sequence[Source], args: StyleArgs) -> None:
+    async def handle_request(self, reporter: RequestReporter, sources: Sequence[Source], args: StyleArgs) -> None:
         """Everything for one request; never raises (every ending becomes a message and an event)."""
-        user, guild = reporter.user, reporter.guild
-        job = ActiveJob(job_id=uuid.uuid4().hex[:10], user_id=user.id, guild_id=guild.id if guild else None,
+        job = ActiveJob(job_id=uuid.uuid4().hex[:10], user_id=reporter.user_id, guild_id=reporter.guild_id,
                         origin=reporter.origin)
-        job_id = job.job_id
         outcome: str = "error"
         kind: EventKind = "failed"
-        recorded = False
+        try:
+            result, inputs = await self._make(job, reporter, sources, args)
+            job.summary = result.summary
+
+            # 4. Delivery (the inputs are kept for the re-run buttons first); kept and tried again while Discord
+            # refuses it (5xx, or 429 beyond discord.py's retries).
+            options = job.options
+            assert options is not None
+            self.reruns.put(job.job_id, RerunInputs(inputs=shrink_inputs(inputs, self.settings.max_output_side),
+                                                    args=replace(args, preset=options.preset), guild_id=job.guild_id))
+
+            async def will_come(exc: BaseException, delay: float) -> None:
+                await reporter.retrying(reason(exc), delay)
+
+            job.result_bytes = await self.redelivery.run(
+                lambda: reporter.deliver(result, on_sent=lambda: self._close(job, "done")),
+                job_id=job.job_id, on_retry=will_come)
+            outcome, kind = "done", "done"
+        except asyncio.CancelledError:
+            outcome, kind = "interrupted", "interrupted"
+            raise
+        except Exception as exc:
+            outcome, kind = await self._end_badly(job, reporter, exc)
+        finally:
+            if not job.closed:  # a delivered job was closed the moment Discord had the picture
+                await self._close(job, kind)
+            job.timings["total"] = time.monotonic() - job.started
+            self._emit(kind, job, reason=None if kind == "done" else outcome)
+            log.info(
+                "job %s user=%s guild=%s preset=%s outcome=%s download=%.1fs queued=%.1fs ran=%.1fs total=%.1fs",
+                job.job_id, job.user_id, job.guild_id or "dm", job.preset or "?", outcome,
+                job.timings.get("download", 0.0), job.timings.get("queued", 0.0), job.timings.get("ran", 0.0),
+                job.timings["total"],
+                extra={"job_id": job.job_id, "user_id": job.user_id, "guild_id": job.guild_id, "preset": job.preset,
+                       "seconds": round(job.timings["total"], 3), "outcome": outcome, "origin": job.origin},
+            )
+
+    async def _make(
+        self, job: ActiveJob, reporter: RequestReporter, sources: Sequence[Source], args: StyleArgs
+    ) -> tuple[StyleResult, Inputs]:
+        """Steps 1 to 3: the picture, and the inputs it was made from. Whatever the job held in the fair queue is
+        released here, before delivery: a delivery Discord delays must not hold the queue."""
+        job_id = job.job_id
         try:
             # 1. Policy: limits, fair-queue admission, options, metadata; nothing is downloaded before these pass.
             limits = await self.limits_for(job.guild_id)
-            downloading = [j for j in self.active.values() if j.ticket is None and not j.delivering]
-            pending = sum(1 for j in downloading if j.user_id == user.id)
-            self.queue.check_admission(user.id, pending=pending, pending_total=len(downloading))
-            plan = plan_request(
+            self.queue.admit(job.user_id, job_id)
+            options = job.options = plan_request(
                 sources, args, limits, max_styles=self.settings.max_styles, overrides=self.engine_overrides,
                 preview_every=self.settings.preview_interval or None,
             )
-            options = job.options = plan.options
             if not self.accepting:  # checked after the awaits above, so drain() sees every accepted job
                 raise Refusal(SHUTTING_DOWN, reason="shutting-down")
-            job.cancel_button = cancel_view(job_id)
+            reporter.accepted(job_id, title=job_title(options, [source_name(s) for s in sources]),
+                              preserve_colors=args.preserve_colors)
             self.active[job_id] = job
             self._emit("accepted", job)
             # Journaled from acceptance, so a stop during the download is reported after the restart too.
-            await self.journal.record_job(job_id, user_id=user.id, guild_id=job.guild_id,
-                                          channel_id=_channel_id(reporter))
-            recorded = True
+            await self.journal.record_job(job_id, user_id=job.user_id, guild_id=job.guild_id,
+                                          channel_id=reporter.channel_id)
+            job.recorded = True
 
             # 2. Inputs: download and decode the attachments.
             files = [s for s in sources if isinstance(s, InputFile)]
             # Started before the status shows its Cancel button, so a Cancel always finds a download to stop.
             job.download = asyncio.ensure_future(self.downloader.fetch(sources, limits))
             if files:
-                await best_effort(reporter.status(f"Downloading {len(files)} images…", view=job.cancel_button))
+                await reporter.downloading(len(files))
                 await self._note_status(job, reporter)
             inputs = await self._download(job, sources, limits)
             job.timings["download"] = time.monotonic() - job.started
@@ -218,11 +245,10 @@ class JobService:
             # 3. The fair queue, then the backend.
             request = StyleRequest(
                 content=inputs.content, styles=list(inputs.styles), options=options, job_id=job_id,
-                owner=f"{job.guild_id or 'dm'}/{user.id}", timeout=self.settings.nst_job_timeout,
+                owner=f"{job.guild_id or 'dm'}/{job.user_id}", timeout=self.settings.nst_job_timeout,
             )
-            job.ticket = self.queue.enqueue(user.id, job_id)
-            title = plan.title
-            await self._wait_turn(job, reporter, title)
+            self.queue.enqueue(job.user_id, job_id)
+            await self._wait_turn(job, reporter)
             t_start = time.monotonic()
             job.timings["queued"] = t_start - job.started
             await self.journal.set_job_state(job_id, "running")
@@ -230,52 +256,11 @@ class JobService:
             self._emit("started", job)
             if job.cancelled_by:
                 job.handle.cancel()
-            result = await self._follow(job, reporter, title)
+            result = await self._follow(job, reporter)
             job.timings["ran"] = time.monotonic() - t_start
-            # The worker's part is over: free its slot now, a delivery Discord delays must not hold the queue.
-            self.queue.release(job.ticket)
-            job.delivering = True
-            job.summary = result.summary
-
-            # 4. Delivery (the inputs are kept for the re-run buttons first); kept and tried again while Discord
-            # refuses it (5xx, or 429 beyond discord.py's retries).
-            self.reruns.put(job_id, RerunEntry(inputs=shrink_inputs(inputs, self.settings.max_output_side),
-                                               args=replace(args, preset=options.preset), guild_id=job.guild_id))
-            view = result_view(job_id, preserved_colors=args.preserve_colors)
-
-            async def will_come(exc: BaseException, delay: float) -> None:
-                await best_effort(reporter.status(
-                    f"{title}\nDone, but Discord would not take the picture just now ({reason(exc)}). I'm keeping "
-                    f"it and will try again in {delay:.0f} s: it will come here.", embed=None, view=None))
-
-            async def delivered() -> None:
-                self.active.pop(job_id, None)  # the user has it: nothing left to cancel
-                await self.journal.set_job_state(job_id, "done")
-
-            job.result_bytes = await self.redelivery.run(
-                lambda: deliver_result(reporter, result, job_id=job_id, view=view, on_sent=delivered),
-                job_id=job_id, on_retry=will_come)
-            outcome, kind = "done", "done"
-        except asyncio.CancelledError:
-            outcome, kind = "interrupted", "interrupted"
-            raise
-        except Exception as exc:
-            outcome, kind = await self._end_badly(job, reporter, exc)
+            return result, inputs
         finally:
-            self.active.pop(job_id, None)
-            if job.ticket is not None:
-                self.queue.release(job.ticket)
-            await self._journal_outcome(job, recorded, kind)
-            job.timings["total"] = time.monotonic() - job.started
-            self._emit(kind, job, reason=None if kind == "done" else outcome)
-            log.info(
-                "job %s user=%s guild=%s preset=%s outcome=%s download=%.1fs queued=%.1fs ran=%.1fs total=%.1fs",
-                job_id, user.id, job.guild_id or "dm", job.preset or "?", outcome,
-                job.timings.get("download", 0.0), job.timings.get("queued", 0.0), job.timings.get("ran", 0.0),
-                job.timings["total"],
-                extra={"job_id": job_id, "user_id": user.id, "guild_id": job.guild_id, "preset": job.preset,
-                       "seconds": round(job.timings["total"], 3), "outcome": outcome, "origin": job.origin},
-            )
+            self.queue.release(job_id)
 
     def cancel(self, job_id: str, *, by: discord.abc.User, moderator: bool) -> str:
         """Cancel a job for ``by``; returns a sentence for them."""
@@ -293,7 +278,7 @@ class JobService:
     def _stop(self, job: ActiveJob, by: str) -> bool:
         """Stop a job wherever it is; True when it stopped at once (waiting or downloading)."""
         job.cancelled_by = by
-        if job.ticket is not None and self.queue.cancel(job.ticket):
+        if self.queue.cancel(job.job_id):
             return True
         if job.download is not None and job.download.cancel():
             return True
@@ -319,18 +304,16 @@ class JobService:
             job.download.cancel()
             raise
 
-    async def _wait_turn(self, job: ActiveJob, reporter: Reporter, title: str) -> None:
-        assert job.ticket is not None
-        turn = asyncio.ensure_future(self.queue.wait_turn(job.ticket))
+    async def _wait_turn(self, job: ActiveJob, reporter: RequestReporter) -> None:
+        turn = asyncio.ensure_future(self.queue.wait_turn(job.job_id))
         shown = -1
         try:
             while not turn.done():
-                pos = self.queue.position(job.ticket)
+                pos = self.queue.position(job.job_id)
                 if pos and pos != shown:
                     shown = pos
                     self._emit("queued", job, position=pos)
-                    await best_effort(reporter.status(render.queued_text(pos, title=title),
-                                                      view=job.cancel_button))
+                    await reporter.queued(pos)
                 changed = asyncio.ensure_future(self.queue.wait_changed())
                 await asyncio.wait([turn, changed], return_when=asyncio.FIRST_COMPLETED)
                 changed.cancel()
@@ -339,17 +322,17 @@ class JobService:
         finally:
             turn.cancel()
 
-    async def _note_status(self, job: ActiveJob, reporter: Reporter) -> None:
+    async def _note_status(self, job: ActiveJob, reporter: RequestReporter) -> None:
         """Journal where the status message is (once), so a restart can update it."""
         ref = reporter.status_ref
         if ref is not None and not job.status_noted:
             job.status_noted = True
             await self.journal.set_job_status_message(job.job_id, channel_id=ref[0], message_id=ref[1])
 
-    async def _follow(self, job: ActiveJob, reporter: Reporter, title: str) -> StyleResult:
+    async def _follow(self, job: ActiveJob, reporter: RequestReporter) -> StyleResult:
         """Relay progress (status edits at most every ``progress_edit_interval``) until the result."""
         assert job.handle is not None
-        await best_effort(reporter.status(f"{title}\nStarting…", view=job.cancel_button))
+        await reporter.starting()
         await self._note_status(job, reporter)
         interval = self.settings.progress_edit_interval
         last_edit = time.monotonic()
@@ -361,36 +344,39 @@ class JobService:
             if now - last_edit < interval or (pending is not None and not pending.done()):
                 continue
             last_edit = now
-            files: list[discord.File] = []
-            preview = preview_file(event) if now - last_preview >= self.settings.preview_interval > 0 else None
-            if preview is not None:
+            preview = event.preview is not None and now - last_preview >= self.settings.preview_interval > 0
+            if preview:
                 last_preview = now
-                files = [preview]
-            pending = asyncio.create_task(best_effort(reporter.status(
-                render.progress_text(event, title=title), view=job.cancel_button, files=files)))
+            pending = asyncio.create_task(reporter.progress(event, preview=preview))
         result = await job.handle.result()
         if pending is not None and not pending.done():
             await asyncio.wait([pending], timeout=5)
         return result
 
-    async def _end_badly(self, job: ActiveJob, reporter: Reporter, exc: Exception) -> tuple[str, EventKind]:
+    async def _end_badly(self, job: ActiveJob, reporter: RequestReporter, exc: Exception) -> tuple[str, EventKind]:
         """Tell the user how the request ended (from the failure table); returns (outcome, event kind)."""
         failure = describe(exc, Context(job_timeout=self.settings.nst_job_timeout))
         if job.interrupted:
-            await tell_failure(reporter, INTERRUPTED, title="Interrupted")
+            await reporter.failed(INTERRUPTED, title="Interrupted")
             return "interrupted", "interrupted"
         if self.closing and failure.outcome in ("pool-closed", "crashed"):
             return "interrupted", "interrupted"  # shutting down: the journal keeps it open for the restart notice
         if not failure.expected:
             log.exception("job %s failed unexpectedly", job.job_id, exc_info=exc)
         if failure.outcome == "cancelled":
-            await best_effort(reporter.status(f"Cancelled by {job.cancelled_by or 'you'}.", embed=None, view=None))
+            await reporter.cancelled(job.cancelled_by or "you")
             return "cancelled", "cancelled"
-        await tell_failure(reporter, failure.message, title=failure.title)
+        await reporter.failed(failure.message, title=failure.title)
         return failure.outcome, "refused" if failure.refused else "failed"
 
-    async def _journal_outcome(self, job: ActiveJob, recorded: bool, kind: EventKind) -> None:
-        if not recorded or self.closing or (kind == "interrupted" and not job.interrupted):
+    async def _close(self, job: ActiveJob, kind: EventKind) -> None:
+        """The request's one cleanup: it leaves ``active`` (nothing left to cancel) and the journal gets its ending,
+        unless the journal keeps it open for the restart notice."""
+        job.closed = True
+        self.active.pop(job.job_id, None)
+        if not job.recorded:
+            return
+        if kind != "done" and (self.closing or (kind == "interrupted" and not job.interrupted)):
             return  # left open: the restart tells the user
         state = {"done": "done", "interrupted": "interrupted"}.get(kind, "failed")
         try:
@@ -409,9 +395,3 @@ class JobService:
             except Exception:
                 log.exception("job observer %r failed on %s", observer, kind)
 
-
-def _channel_id(reporter: Reporter) -> int:
-    channel_id = getattr(reporter.channel, "id", None)
-    if not isinstance(channel_id, int):
-        raise TypeError("the reporter's channel has no id")
-    return channel_id

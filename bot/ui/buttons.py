@@ -14,10 +14,10 @@ from typing import Any, Protocol, cast
 
 import discord
 
-from bot.delivery import InteractionReporter, Reporter
-from bot.parsing import STRENGTH_MAX, STRENGTH_MIN, StyleArgs
-from bot.policy import Source
-from bot.reruns import RerunEntry
+from bot.requests.arguments import STRENGTH_MAX, STRENGTH_MIN, StyleArgs
+from bot.requests.policy import Source
+from bot.requests.reporter import RequestReporter
+from bot.requests.reruns import RerunInputs
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +30,13 @@ RERUN_KINDS = {
 
 
 class JobControls(Protocol):
-    """What the buttons ask of the job service (``bot.jobs.JobService``)."""
+    """What the buttons ask of the job service (``bot.requests.service.JobService``)."""
 
     def cancel(self, job_id: str, *, by: discord.abc.User, moderator: bool) -> str: ...
 
-    def rerun_entry(self, job_id: str) -> RerunEntry | None: ...
+    def rerun_inputs(self, job_id: str) -> RerunInputs | None: ...
 
-    def submit(self, reporter: Reporter, sources: Sequence[Source], args: StyleArgs) -> object: ...
+    def submit(self, reporter: RequestReporter, sources: Sequence[Source], args: StyleArgs) -> object: ...
 
 
 class _HasJobs(Protocol):
@@ -106,7 +106,9 @@ class RerunButton(
 
     async def _rerun(self, interaction: discord.Interaction) -> None:
         controls = _controls(interaction)
-        entry = controls.rerun_entry(self.job_id)
+        from bot.ui.reporters import InteractionReporter  # it shows these buttons: imported when one is clicked
+
+        entry = controls.rerun_inputs(self.job_id)
         if entry is None:
             await interaction.response.send_message(
                 "I no longer have the images of that job in memory (they are kept for a while after each result). "

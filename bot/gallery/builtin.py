@@ -1,4 +1,4 @@
-"""The built-in paintings: public-domain works shipped inside the package (``bot/paintings``), offered everywhere.
+"""The built-in paintings: public-domain works shipped inside the package (``bot/gallery/paintings``), offered everywhere.
 
 Each is decoded once per process and the same image object is handed to every job, so a built-in painting
 always reaches the engine as identical pixels (which lets the engine reuse its style targets).
@@ -14,7 +14,7 @@ from PIL import Image
 
 from nst_engine.images import decode_image
 
-FOLDER = "paintings"  # inside the bot package (package data in pyproject.toml)
+FOLDER = "paintings"  # inside this package (package data in pyproject.toml)
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def find_builtin(name: str) -> BuiltinPainting | None:
 
 
 def builtin_bytes(painting: BuiltinPainting) -> bytes:
-    return resources.files("bot").joinpath(FOLDER, painting.filename).read_bytes()
+    return resources.files(__package__).joinpath(FOLDER, painting.filename).read_bytes()
 
 
 @functools.cache

@@ -24,7 +24,7 @@ import aiohttp
 from pydantic import ValidationError
 
 from bot.config import Settings
-from bot.invite import invite_url
+from bot.ops.invite import invite_url
 
 PORTAL = "Discord Developer Portal → your application → Bot"
 GATEWAY_MESSAGE_CONTENT = 1 << 18
@@ -113,7 +113,7 @@ def check_weights(settings: Settings) -> Check:
 
 async def check_database(settings: Settings) -> Check:
     """Open (creating if needed), migrate and write to the database, as the bot will at start-up."""
-    from bot.db import SCHEMA_VERSION, Database
+    from bot.storage.db import SCHEMA_VERSION, Database
 
     path = Path(settings.database_path)
     existed = await asyncio.to_thread(path.exists)

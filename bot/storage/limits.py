@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 
-from bot import fitting
 from bot.config import KNOWN_PRESETS, Settings
+from bot.ui import fitting
 
 MB = 1024 * 1024
 

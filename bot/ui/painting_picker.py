@@ -13,7 +13,7 @@ from typing import Any
 
 import discord
 
-from bot.views import report_item_error
+from bot.ui.buttons import report_item_error
 
 MENU_SIZE = 25
 MAX_PAINTING_MENUS = 3  # five rows in all: painting menus, the preset menu, the buttons

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.gallery_builtin import BUILTINS, builtin_image
+from bot.gallery.builtin import BUILTINS, builtin_image
 
 CELL = 200  # thumbnail box, px
 LABEL = 30  # height of the name under each thumbnail
@@ -99,16 +99,16 @@ def decode_thumbs(thumbs: Sequence[tuple[str, bytes]]) -> list[tuple[str, Image.
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Draw the sheet ``/style-gallery list`` shows, for the docs: ``python -m bot.gallery_sheet OUT.jpg
+    """Draw the sheet ``/style-gallery list`` shows, for the docs: ``python -m bot.gallery.sheet OUT.jpg
     --server "Art Club" --painting "Our Mascot=cat.png" ...`` (server paintings go through the same checks and
     normalisation as ``/style-gallery add``)."""
     import argparse
     from pathlib import Path
 
-    from bot.gallery import prepare_upload, validate_name
+    from bot.gallery.store import prepare_upload, validate_name
     from nst_engine.images import ImageLimits
 
-    parser = argparse.ArgumentParser(prog="python -m bot.gallery_sheet", description=main.__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bot.gallery.sheet", description=main.__doc__)
     parser.add_argument("out", type=Path)
     parser.add_argument("--server", default="Art Club", help="the server's name, for the heading")
     parser.add_argument("--painting", action="append", default=[], metavar="NAME=PATH",

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import aiosqlite
 
-from bot.limits import GuildLimits
+from bot.storage.limits import GuildLimits
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: server settings and the journal of accepted jobs.
@@ -46,7 +46,7 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 2: find unfinished jobs quickly at start-up.
     "CREATE INDEX jobs_state ON jobs(state);",
-    # 3: each server's style gallery (bot/gallery.py): normalised JPEG + thumbnail, names unique ignoring case.
+    # 3: each server's style gallery (bot/gallery/): normalised JPEG + thumbnail, names unique ignoring case.
     """
     CREATE TABLE gallery (
         id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -75,7 +75,7 @@ DEFAULT_RETENTION = 30 * 86400.0  # seconds finished jobs stay in the journal
 PRUNE_EVERY = 3600.0  # seconds between prunes while running
 WARN_EVERY = 60.0  # seconds between repeated warnings about a failing database
 
-log = logging.getLogger("bot.db")
+log = logging.getLogger(__name__)
 
 
 class DatabaseOpenError(RuntimeError):

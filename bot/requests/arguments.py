@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot import fitting
 from bot.config import KNOWN_PRESETS
+from bot.ui import fitting
 
 STRENGTH_MIN = 0.25
 STRENGTH_MAX = 4.0
@@ -19,13 +19,15 @@ class ArgumentError(ValueError):
 
 @dataclass(frozen=True)
 class StyleArgs:
+    """The options a user asked for (preset, strength, colours, seed): arguments of a request, not a job."""
+
     preset: str | None = None  # None = the first allowed preset of "balanced", "fast", ...
     strength: float = 1.0
     preserve_colors: bool = False
     seed: int = 0
 
 
-USAGE = "Usage: `{prefix}style [fast|balanced|quality] [strength 0.25-4] [colors] [seed=N]`"
+STYLE_USAGE = "Usage: `{prefix}style [fast|balanced|quality] [strength 0.25-4] [colors] [seed=N]`"
 
 
 def parse_style_args(text: str) -> StyleArgs:

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import aiohttp
 from PIL import Image
 
-from bot.limits import Limits
-from bot.policy import ImageInput, InputFile, Inputs, Refusal, Source, image_refusal, role_name
+from bot.requests.policy import ImageInput, InputFile, Inputs, Refusal, Source, image_refusal, role_name
+from bot.storage.limits import Limits
 from nst_engine.errors import ImageError
 from nst_engine.images import ImageLimits, decode_image, human_bytes
 

@@ -1,32 +1,12 @@
 """Prometheus metrics and the health check, served on ``METRICS_ADDRESS`` (``/metrics`` and ``/healthz``).
 
-Counters and histograms follow the job service's events (``BotMetrics.observe``, a ``bot.events`` observer);
+Counters and histograms follow the job service's events (``BotMetrics.observe``, a ``bot.requests.events`` observer);
 everything that is a state rather than an event (queue depth, jobs running, bytes downloaded, workers, restarts, GPU
 memory, gateway latency) is read when Prometheus scrapes, from the sources given to ``BotMetrics.watch``, so it can
 never drift from the truth. ``instrument(bot, metrics)`` connects both to a running StyleBot.
 
-Metric names (all prefixed ``nst_``):
-
-=====================================  =========  ==============================================================
-``nst_requests_total``                 counter    requests by ``kind`` (prefix, slash, button), ``outcome`` (done,
-                                                  refused, cancelled, failed, interrupted) and ``reason`` (the
-                                                  failure table's outcome, e.g. too-few-images, crashed)
-``nst_queue_depth``                    gauge      requests waiting in the bot's fair queue
-``nst_jobs_running``                   gauge      jobs running on the backend
-``nst_job_seconds``                    histogram  run time of finished jobs, by ``preset`` and ``device``
-``nst_job_wait_seconds``               histogram  of finished jobs: seconds in the fair queue before they started
-``nst_downloaded_bytes_total``         counter    attachment bytes downloaded
-``nst_result_bytes_total``             counter    bytes of result images uploaded
-``nst_engine_iterations_per_second``   gauge      of the last finished job, by ``preset`` and ``device``
-``nst_workers``                        gauge      backend worker slots by ``device`` and ``state``
-``nst_worker_restarts_total``          counter    worker replacements (crashes, kills) by ``worker`` and ``device``
-``nst_gpu_memory_used_bytes``          gauge      per CUDA ``device`` (from ``nvidia-smi``; absent without a GPU)
-``nst_gpu_memory_total_bytes``         gauge      per CUDA ``device``
-``nst_gateway_latency_seconds``        gauge      heartbeat round trip per ``shard``
-``nst_gateway_connected``              gauge      1 per connected ``shard``, else 0
-=====================================  =========  ==============================================================
-
-plus the standard ``process_*`` metrics of the bot's own process.
+Every metric is named ``nst_*`` and says what it counts in its help text (``/metrics`` shows them), plus the
+standard ``process_*`` metrics of the bot's own process. ``/healthz`` is ``bot.ops.health``.
 """
 
 from __future__ import annotations
@@ -38,97 +18,26 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from bot.events import JobEvent
-    from bot.jobs import JobService
+from bot.ops.health import DiscordGateway, Gateway, Health, ReportsWorkers, WorkerStatus, check_health
 
-log = logging.getLogger("bot.metrics")
+if TYPE_CHECKING:
+    from bot.requests.events import JobEvent
+    from bot.requests.service import JobService
+
+log = logging.getLogger(__name__)
 
 # Seconds: jobs take from about a second (tiny, GPU) to the 10-minute default limit.
 JOB_BUCKETS = (0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200)
 WAIT_BUCKETS = (0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800)
 
-
-@runtime_checkable
-class WorkerStatus(Protocol):
-    """One worker slot as a backend reports it (``nst_engine.pool.WorkerInfo`` has these)."""
-
-    @property
-    def index(self) -> int: ...
-
-    @property
-    def device(self) -> str: ...
-
-    @property
-    def state(self) -> str: ...
-
-    @property
-    def restarts(self) -> int: ...
-
-    @property
-    def ready(self) -> bool: ...
-
-
-@runtime_checkable
-class ReportsWorkers(Protocol):
-    """What a backend offers for health and metrics: ``workers``, a snapshot of its slots.
-
-    ``ProcessPoolBackend`` has it; a backend without it is taken as ready whenever it has capacity.
-    """
-
-    @property
-    def workers(self) -> Sequence[WorkerStatus]: ...
-
-
-class CapacityBackend(Protocol):
-    @property
-    def capacity(self) -> int: ...
-
-
-class Gateway(Protocol):
-    """The Discord side of health: which shards are connected, and their heartbeat latency."""
-
-    def shards(self) -> list[tuple[int, bool, float]]:
-        """(shard id, connected, latency in seconds or NaN) for every shard."""
-        ...
-
-
-class DiscordGateway:
-    """``Gateway`` for a discord.py ``Client`` or ``AutoShardedClient``."""
-
-    def __init__(self, client: object) -> None:
-        self.client = client
-
-    def shards(self) -> list[tuple[int, bool, float]]:
-        import discord
-
-        client = self.client
-        if isinstance(client, discord.AutoShardedClient):
-            infos = list(client.shards.values())
-            if not infos:
-                return [(0, False, math.nan)]
-            return [(s.id, client.is_ready() and not s.is_closed(), s.latency) for s in infos]
-        if not isinstance(client, discord.Client):
-            return []
-        ws = client.ws
-        connected = client.is_ready() and not client.is_closed() and ws is not None and ws.open
-        return [(0, connected, client.latency)]
-
-
-@dataclass(frozen=True)
-class Health:
-    ok: bool
-    reason: str  # one line: "ok", or what is wrong
 
 
 class GpuMemory:
@@ -323,7 +232,7 @@ class BotMetrics:
         self.result_bytes.inc(nbytes)
 
     def observe(self, event: JobEvent) -> None:
-        """A ``bot.events`` observer: counts each request's ending, and times the jobs that finished."""
+        """A ``bot.requests.events`` observer: counts each request's ending, and times the jobs that finished."""
         if not event.final:
             return
         reason = "" if event.kind == "done" else (event.reason or "")
@@ -341,29 +250,7 @@ class BotMetrics:
 
     def health(self) -> Health:
         """OK only while every gateway shard is connected and the backend has a ready worker."""
-        if self.stopping:
-            return Health(False, self.stopping)
-        shards = self.gateway_shards()
-        if not shards:
-            return Health(False, "not connected to Discord yet")
-        down = [str(shard) for shard, up, _ in shards if not up]
-        if down:
-            which = "the gateway" if len(shards) == 1 else f"gateway shard(s) {', '.join(down)} of {len(shards)}"
-            return Health(False, f"{which} not connected to Discord")
-        backend = self.backend()
-        if backend is None:
-            return Health(False, "the style backend is not started")
-        if isinstance(backend, ReportsWorkers):
-            slots = list(backend.workers)
-            ready = sum(1 for w in slots if w.ready)
-            if not ready:
-                states = ", ".join(f"{w.device} {w.state}" for w in slots) or "none"
-                return Health(False, f"no style worker is ready (workers: {states})")
-            return Health(True, f"ok: {ready} of {len(slots)} style worker(s) ready")
-        capacity = getattr(backend, "capacity", 0)
-        if not capacity:
-            return Health(False, "the style backend has no capacity")
-        return Health(True, "ok")
+        return check_health(self.stopping, self.gateway_shards(), self.backend())
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
@@ -377,85 +264,14 @@ def _safe_int(source: Callable[[], int]) -> int:
         return 0
 
 
-class MetricsServer:
-    """``/metrics`` and ``/healthz`` over HTTP (aiohttp, on the bot's event loop)."""
-
-    def __init__(self, metrics: BotMetrics, address: str) -> None:
-        self.metrics = metrics
-        host, _, port = address.rpartition(":")
-        self.host = host.strip("[]")
-        self.port = int(port)
-        self._runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
-
-    async def start(self) -> None:
-        """Listen; raises OSError (address in use, not permitted) with the address in the message."""
-        app = web.Application()
-        app.router.add_get("/metrics", self._metrics)
-        app.router.add_get("/healthz", self._healthz)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        try:
-            await site.start()
-        except OSError as exc:
-            await runner.cleanup()
-            raise OSError(exc.errno, f"cannot listen on {self.host}:{self.port} ({exc.strerror or exc})") from exc
-        self._runner = runner
-        sockets = getattr(site._server, "sockets", None)
-        if sockets:
-            self.port = sockets[0].getsockname()[1]  # the real port when 0 was asked for
-        log.info("metrics on %s/metrics, health on %s/healthz", self.url, self.url)
-
-    async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-
-    async def _metrics(self, request: web.Request) -> web.Response:
-        await self.metrics.gpu.refresh()
-        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    async def _healthz(self, request: web.Request) -> web.Response:
-        health = self.metrics.health()
-        return web.Response(status=200 if health.ok else 503, text=health.reason + "\n")
-
-
-def sample(text: str, name: str, labels: dict[str, str] | None = None) -> float | None:
-    """The value of one sample in a Prometheus text exposition (for tests and the doctor), or None."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and (labels is None or all(s.labels.get(k) == v for k, v in labels.items())):
-                return float(s.value)
-    return None
-
-
-def total(text: str, name: str, labels: dict[str, str] | None = None) -> float:
-    """The sum of every matching sample (e.g. all reasons of one outcome)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    found = 0.0
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and (labels is None or all(s.labels.get(k) == v for k, v in labels.items())):
-                found += float(s.value)
-    return found
-
-
-__all__ = [
-    "BotMetrics", "DiscordGateway", "Health", "MetricsServer", "ReportsWorkers", "WorkerStatus", "sample", "total",
-]
 
 
 def instrument(bot: object, metrics: BotMetrics) -> None:
-    """Connect ``metrics`` to a StyleBot whose ``setup_hook`` has run: its job events, and its state at scrape time.
+    """Connect ``metrics`` to a StyleBot: its state, read at scrape time (so the bot may build its parts later, in
+    ``setup_hook``), and its job events once its job service exists.
 
-    Call it before the bot takes requests (``__main__`` does it at the end of ``setup_hook``).
+    ``__main__`` calls it right after making the bot, before ``setup_hook``, and hands ``metrics.observe`` to the bot
+    as an observer, so the job service starts with it.
     """
 
     def jobs() -> JobService | None:

@@ -1,6 +1,6 @@
 """What the job service tells the outside world about each request: a typed stream of events.
 
-Observers (the log line today; metrics, #12, next) subscribe with ``JobService.observers.append(fn)``. They are
+Observers (the metrics, for one) subscribe with ``JobService.observers.append(fn)``. They are
 called synchronously on the event loop, so they must be quick and must not block; an observer that raises is logged
 and skipped, never failing the job.
 

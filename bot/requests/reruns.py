@@ -6,13 +6,15 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
-from bot.parsing import StyleArgs
-from bot.policy import Inputs
+from bot.requests.arguments import StyleArgs
+from bot.requests.policy import Inputs
 from nst_engine.options import shrink
 
 
 @dataclass
-class RerunEntry:
+class RerunInputs:
+    """What a result's re-run buttons start from: its decoded inputs and the arguments it ran with (not a job)."""
+
     inputs: Inputs
     args: StyleArgs
     guild_id: int | None
@@ -33,9 +35,9 @@ class RerunCache:
         self.max_entries = max_entries
         self.ttl = ttl
         self.max_bytes = max_bytes
-        self._items: OrderedDict[str, RerunEntry] = OrderedDict()
+        self._items: OrderedDict[str, RerunInputs] = OrderedDict()
 
-    def put(self, job_id: str, entry: RerunEntry) -> None:
+    def put(self, job_id: str, entry: RerunInputs) -> None:
         if self.max_entries <= 0:
             return
         entry.expires = time.monotonic() + self.ttl
@@ -46,7 +48,7 @@ class RerunCache:
         ):
             self._items.popitem(last=False)
 
-    def get(self, job_id: str) -> RerunEntry | None:
+    def get(self, job_id: str) -> RerunInputs | None:
         entry = self._items.get(job_id)
         if entry is None:
             return None

@@ -21,14 +21,14 @@ from typing import Literal
 
 from PIL import Image
 
-from bot.db import Database
-from bot.gallery_builtin import BUILTINS, builtin_image, find_builtin
-from bot.parsing import ArgumentError, parse_style_args
-from bot.policy import ImageInput
+from bot.gallery.builtin import BUILTINS, builtin_image, find_builtin
+from bot.requests.arguments import ArgumentError, parse_style_args
+from bot.requests.policy import ImageInput
+from bot.storage.db import Database
 from nst_engine.images import ImageLimits, decode_image, human_bytes
 
-NAME_MIN = 2
-NAME_MAX = 32
+PAINTING_NAME_MIN = 2
+PAINTING_NAME_MAX = 32
 # Letters and digits of any script, then also spaces and a little punctuation; nothing Discord would format
 # (` * _ ~ | < > @ # :) so a name shows as written everywhere.
 _NAME_RE = re.compile(r"^[^\W_](?:[^\W_]|[ '.&!?()+-])*$")
@@ -36,7 +36,7 @@ THUMB_SIDE = 256
 STORE_QUALITY = 95
 DECODED_CACHE = 16  # decoded gallery paintings kept in memory (about 3 MB each at 1024 px)
 
-Source = Literal["built-in", "gallery"]
+PaintingOrigin = Literal["built-in", "gallery"]  # where a painting comes from
 
 
 class GalleryError(Exception):
@@ -57,7 +57,7 @@ class Painting:
 
     name: str
     image: Image.Image
-    source: Source
+    source: PaintingOrigin
     key: str  # stable identity: "builtin:starry_night" or "gallery:<row id>"
 
 
@@ -96,8 +96,9 @@ def name_key(name: str) -> str:
 def validate_name(text: str) -> str:
     """A valid gallery name from ``text``, or GalleryError saying what is wrong with it."""
     name = clean_name(text)
-    if not NAME_MIN <= len(name) <= NAME_MAX:
-        raise GalleryError(f"A painting's name must be {NAME_MIN} to {NAME_MAX} characters long (got {len(name)}).")
+    if not PAINTING_NAME_MIN <= len(name) <= PAINTING_NAME_MAX:
+        raise GalleryError(f"A painting's name must be {PAINTING_NAME_MIN} to {PAINTING_NAME_MAX} characters long "
+                           f"(got {len(name)}).")
     if not _NAME_RE.match(name):
         raise GalleryError(
             "A painting's name may use letters, digits, spaces and ' . & ! ? ( ) + - and must start with a letter "

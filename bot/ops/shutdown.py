@@ -16,7 +16,7 @@ import logging
 import signal
 from typing import Protocol
 
-log = logging.getLogger("bot.shutdown")
+log = logging.getLogger(__name__)
 
 
 class Drainable(Protocol):

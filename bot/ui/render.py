@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import discord
 
-from bot import fitting
 from bot.config import Settings
-from bot.gallery_builtin import BUILTINS
-from bot.limits import Limits
-from bot.parsing import STRENGTH_MAX, STRENGTH_MIN
+from bot.gallery.builtin import BUILTINS
+from bot.requests.arguments import STRENGTH_MAX, STRENGTH_MIN
+from bot.storage.limits import Limits
+from bot.ui import fitting
 from nst_engine.types import LossSummary, ProgressEvent
 
 COLOR_OK = discord.Color.green()

@@ -15,12 +15,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.db import DatabaseUnavailable
-from bot.delivery import DeliveryFailed, Undeliverable
-from bot.downloads import DownloadError
-from bot.policy import Refusal, image_refusal, sentence
-from bot.queue import QueueFull, QueueRefused
-from bot.redelivery import is_transient, reason
+from bot.requests.downloads import DownloadError
+from bot.requests.fair_queue import FairQueueFull, QueueRefused
+from bot.requests.policy import Refusal, image_refusal, sentence
+from bot.requests.redelivery import is_transient, reason
+from bot.storage.db import DatabaseUnavailable
 from nst_engine.errors import (
     Cancelled,
     EncodeError,
@@ -38,6 +37,15 @@ from nst_engine.errors import (
 )
 
 GENERIC = "Something went wrong on my side. It has been logged; please try again."
+
+
+class DeliveryFailed(Exception):
+    """The result could not be posted within the upload limit; the message is for the user."""
+
+
+class Undeliverable(Exception):
+    """Neither the channel nor the user's DMs take the bot's message; the message says why, for the log and the
+    status message (which the bot may still be able to edit)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +73,7 @@ Rule = Callable[[BaseException, Context], Failure]
 
 FAILURES: tuple[tuple[type[BaseException], Rule], ...] = (
     (Refusal, lambda e, c: Failure(cast(Refusal, e).reason, str(e), refused=True)),
-    (QueueFull, lambda e, c: Failure("queue-full", str(e), title="Queue", refused=True)),
+    (FairQueueFull, lambda e, c: Failure("queue-full", str(e), title="Queue", refused=True)),
     (QueueRefused, lambda e, c: Failure("user-limit", str(e), title="Queue", refused=True)),
     (DownloadError, lambda e, c: Failure("download-failed", str(e))),
     (DeliveryFailed, lambda e, c: Failure("undeliverable", str(e))),
