@@ -24,6 +24,7 @@ from nst_engine.pool.wire import ErrorInfo
 from nst_engine.types import StyleResult
 
 CLOSE_STOP_SHARE = 0.4  # of close()'s budget, what running jobs get to stop cooperatively
+RESPAWN_ATTEMPTS = 3  # a worker whose weights fail to load this many times in a row is given up
 
 
 class Slot:

@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from nst_engine.errors import Cancelled, JobFailedError, PoolError, WorkerCrashedError
-from nst_engine.pool.core import BackendCore
+from nst_engine.pool.core import RESPAWN_ATTEMPTS, BackendCore
 from nst_engine.pool.devices import default_threads, plan_devices
 from nst_engine.pool.job import PoolJob
 from nst_engine.pool.settings import or_setting
@@ -30,7 +30,6 @@ from nst_engine.pool.worker_process import DoneIn, ProgressIn, WorkerProcess, de
 
 log = logging.getLogger("nst_engine.pool")
 
-RESPAWN_ATTEMPTS = 3
 
 
 class ProcessPoolBackend(BackendCore[WorkerProcess]):

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any, Literal
 
 from nst_engine.errors import JobFailedError, PoolError
-from nst_engine.pool.core import BackendCore
+from nst_engine.pool.core import RESPAWN_ATTEMPTS, BackendCore
 from nst_engine.pool.job import PoolJob
 from nst_engine.pool.ray_actor import ACTOR_CONCURRENCY, ActorLoadFailed, ActorPlacement, StyleActor
 from nst_engine.pool.ray_connection import RayConnection
@@ -38,7 +38,6 @@ from nst_engine.types import StyleResult
 log = logging.getLogger("nst_engine.pool.ray")
 
 REPLACE_BACKOFF = 5.0  # seconds before a slot whose actor could not load is tried again
-RESPAWN_ATTEMPTS = 3  # weights failing to load this many times in a row: stop trying
 
 
 class RayBackend(BackendCore[ActorSlot]):
