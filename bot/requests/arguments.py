@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot import quoting
 from bot.config import KNOWN_PRESETS
-from bot.ui import fitting
 
 STRENGTH_MIN = 0.25
 STRENGTH_MAX = 4.0
@@ -40,7 +40,7 @@ def parse_style_args(text: str) -> StyleArgs:
         word = raw.strip().lower()
         if word in KNOWN_PRESETS:
             if preset is not None and preset != word:
-                raise ArgumentError(f"Choose one preset, not both `{preset}` and `{fitting.value(word)}`.")
+                raise ArgumentError(f"Choose one preset, not both `{preset}` and `{quoting.value(word)}`.")
             preset = word
         elif word in COLOR_WORDS:
             colors = True
@@ -56,7 +56,7 @@ def parse_style_args(text: str) -> StyleArgs:
                 number = float(value)
             except ValueError:
                 raise ArgumentError(
-                    f"I don't understand `{fitting.value(raw)}`: expected a preset ({', '.join(KNOWN_PRESETS)}), "
+                    f"I don't understand `{quoting.value(raw)}`: expected a preset ({', '.join(KNOWN_PRESETS)}), "
                     f"a strength from {STRENGTH_MIN:g} to {STRENGTH_MAX:g}, `colors`, or `seed=N`."
                 ) from None
             if strength is not None:

@@ -12,9 +12,9 @@ from typing import Any
 import discord
 from PIL import Image
 
+from bot import quoting
 from bot.requests.arguments import StyleArgs
 from bot.storage.limits import Limits
-from bot.ui import fitting
 from nst_engine.errors import FileTooLargeError, ImageError, ImageTooSmallError, TooManyPixelsError
 from nst_engine.images import human_bytes
 from nst_engine.presets import DEFAULT_PRESET, PRESETS
@@ -45,7 +45,7 @@ class InputFile:
     @classmethod
     def from_attachment(cls, a: discord.Attachment) -> InputFile:
         # The name is only ever shown: made inert and short here, once, so every message that quotes it fits.
-        return cls(fitting.name(a.filename), a.url, a.size, a.content_type, a.width, a.height)
+        return cls(quoting.name(a.filename), a.url, a.size, a.content_type, a.width, a.height)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
 """What the bot keeps: the SQLite database (server limits, job journal, gallery rows) and the limits that apply.
 
-May import config and ui.fitting only; every other part may import storage/.
+May import config and quoting only; every other part may import storage/.
 """

@@ -6,8 +6,8 @@ import math
 from dataclasses import dataclass, fields, replace
 from typing import Any, Protocol
 
+from bot import quoting
 from bot.config import KNOWN_PRESETS, Settings
-from bot.ui import fitting
 
 MB = 1024 * 1024
 
@@ -118,7 +118,7 @@ def parse_presets(text: str) -> tuple[str, ...]:
     unknown = [n for n in names if n not in KNOWN_PRESETS]
     if unknown:
         # Quoted back shortened: a pasted wall of text must still give a message that fits Discord's limits.
-        shown = fitting.value(", ".join(unknown), 200)
+        shown = quoting.value(", ".join(unknown), 200)
         raise LimitError(f"Unknown preset {shown}: choose from {', '.join(KNOWN_PRESETS)}.")
     if not names:
         raise LimitError(f"Name at least one preset ({', '.join(KNOWN_PRESETS)}).")

@@ -1,14 +1,15 @@
 """Discord's size limits, and shortening that keeps a message whole rather than losing it.
 
 Discord refuses a message whose content, embed or total is over its limits (HTTP 400, code 50035), and a refusal
-that cannot be sent leaves the user hearing nothing. Everything the bot shows passes through here: user-supplied
-text (filenames, argument values) is shortened in the middle, keeping its ends (a name's extension), and made inert
-(no mentions, no breaking out of inline code); whole messages are cut to the limits as a last resort.
+that cannot be sent leaves the user hearing nothing: whole messages are cut to the limits here, as a last resort.
+User text quoted inside a message is made short and inert first (``bot.quoting``).
 """
 
 from __future__ import annotations
 
 import discord
+
+from bot.quoting import shorten
 
 CONTENT_MAX = 2000
 EMBED_TITLE_MAX = 256
@@ -18,40 +19,6 @@ EMBED_FIELD_VALUE_MAX = 1024
 EMBED_FOOTER_MAX = 2048
 EMBED_AUTHOR_MAX = 256
 EMBED_TOTAL_MAX = 6000
-ELLIPSIS = "…"
-
-NAME_MAX = 80  # a filename shown in a message: enough to recognise it
-VALUE_MAX = 60  # a value the user typed, quoted back to them
-
-
-def shorten(text: str, limit: int) -> str:
-    """``text`` in at most ``limit`` characters: the start and the end kept, an ellipsis in the middle."""
-    if len(text) <= limit:
-        return text
-    if limit <= 1:
-        return ELLIPSIS[:limit]
-    keep = limit - 1
-    tail = keep // 3
-    return text[: keep - tail] + ELLIPSIS + (text[-tail:] if tail else "")
-
-
-def inert(text: str) -> str:
-    """User text made harmless inside inline code: no backticks to break out, no mentions, no line breaks."""
-    text = " ".join(text.split())
-    text = text.replace("`", "'")
-    return discord.utils.escape_mentions(text)
-
-
-def name(filename: str, limit: int = NAME_MAX) -> str:
-    """A filename to show between backticks: inert, and shortened keeping its extension."""
-    return shorten(inert(filename), limit)
-
-
-def value(text: str, limit: int = VALUE_MAX) -> str:
-    """A value the user typed, to quote back between backticks."""
-    return shorten(inert(text), limit)
-
-
 def content(text: str | None) -> str | None:
     return None if text is None else shorten(text, CONTENT_MAX)
 

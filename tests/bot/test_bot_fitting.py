@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import discord
 
+from bot import quoting
 from bot.ui import fitting
 
 
 def test_shorten_keeps_both_ends():
     text = "a" * 50 + "MIDDLE" + "b" * 50 + ".png"
-    out = fitting.shorten(text, 40)
-    assert len(out) == 40 and out.startswith("aaaa") and out.endswith("b.png") and fitting.ELLIPSIS in out
-    assert fitting.shorten("short.png", 40) == "short.png"
+    out = quoting.shorten(text, 40)
+    assert len(out) == 40 and out.startswith("aaaa") and out.endswith("b.png") and quoting.ELLIPSIS in out
+    assert quoting.shorten("short.png", 40) == "short.png"
 
 
 def test_a_4200_character_filename_is_shortened_with_its_extension():
-    shown = fitting.name("x" * 4196 + ".jpg")
-    assert len(shown) == fitting.NAME_MAX and shown.endswith(".jpg")
+    shown = quoting.name("x" * 4196 + ".jpg")
+    assert len(shown) == quoting.NAME_MAX and shown.endswith(".jpg")
 
 
 def test_user_text_is_inert():
-    shown = fitting.name("@everyone <@123456789012345678> <@&456789012345678901> `code`\nline.png")
+    shown = quoting.name("@everyone <@123456789012345678> <@&456789012345678901> `code`\nline.png")
     assert "@everyone" not in shown and "<@1234" not in shown and "<@&4567" not in shown
     assert "`" not in shown and "\n" not in shown
     assert shown.endswith("line.png")
