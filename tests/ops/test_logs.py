@@ -7,7 +7,8 @@ import json
 import logging
 
 import pytest
-from bot.logs import Redactor, setup_logging
+
+from bot.ops.logs import Redactor, setup_logging
 
 TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4.GaBcDe.abcdefghijklmnopqrstuvwxyz0123456"
 URL = "https://cdn.discordapp.com/attachments/1/2/cat.png?ex=65f&is=65e&hm=deadbeef"
