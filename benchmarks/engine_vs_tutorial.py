@@ -34,7 +34,8 @@ from benchmarks.common import IMAGES, ROOT, WEIGHTS, best_time, load_note, need_
 from benchmarks.tutorial_recipe import TutorialNet, TutorialResult, run_tutorial_recipe
 from nst_engine import PRESETS, evaluate_losses, load_vgg, stylize
 from nst_engine.device import bf16_supported
-from nst_engine.engine import _Objective, _resize, _StyleTargets, _to_tensor, check_options, plan_scales
+from nst_engine.engine import _Objective, _StyleTargets, check_options, plan_scales
+from nst_engine.pixels import resize, to_tensor
 from nst_engine.presets import STYLE_LAYERS
 from nst_engine.style_cache import StyleTargetCache
 from nst_engine.types import StyleOptions
@@ -113,8 +114,8 @@ def _engine_eval(model: VGGFeatures, content: Image.Image, style: Image.Image, s
                  use_bf16: bool) -> float:  # fmt: skip
     """One evaluation of the engine's objective and its gradient at ``size`` (balanced weights)."""
     settings = check_options(StyleOptions(), 1)
-    content_t = _resize(_to_tensor(content, model.device), *size)
-    grams = [_StyleTargets(model, [style], use_bf16, None).grams(0, _to_tensor(style, model.device), max(size), 1.0)]
+    content_t = resize(to_tensor(content, model.device), *size)
+    grams = [_StyleTargets(model, [style], use_bf16, None).grams(0, to_tensor(style, model.device), max(size), 1.0)]
     objective = _Objective(model, content_t, grams, settings, use_bf16)
     x = content_t.contiguous(memory_format=torch.channels_last)
 
@@ -130,7 +131,7 @@ def _target_seconds(model: VGGFeatures, style: Image.Image, size: int, use_bf16:
     """Seconds to get a balanced job's style targets at every scale: computed, and found in a warm cache."""
     settings = check_options(StyleOptions(size=size), 1)
     scales = plan_scales(*content_size, settings)
-    style_full = _to_tensor(style, model.device)
+    style_full = to_tensor(style, model.device)
     cache = StyleTargetCache()
 
     def targets(store: StyleTargetCache | None) -> None:

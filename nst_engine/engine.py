@@ -13,29 +13,26 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from nst_engine import color
 from nst_engine.device import bf16_supported, resolve_device, retain_freed_memory
-from nst_engine.errors import Cancelled, ImageTooSmallError, OptionsError
+from nst_engine.errors import ImageTooSmallError, OptionsError
 from nst_engine.losses import blend_grams, content_loss, gram_matrix, style_loss, tv_loss
+from nst_engine.optimize import Run, optimize_adam, optimize_lbfgs
 from nst_engine.options import MIN_SIDE, ResolvedOptions, check_options, plan_scales, resolve_options
-from nst_engine.options import Scale as _Scale
 from nst_engine.options import fit as _fit
-from nst_engine.presets import CONTENT_LAYER, STYLE_LAYERS, Preset
+from nst_engine.pixels import resize, to_image, to_tensor
+from nst_engine.presets import CONTENT_LAYER, STYLE_LAYERS
 from nst_engine.style_cache import STYLE_TARGETS, Grams, StyleTargetCache, image_digest
 from nst_engine.types import (
-    HistoryPoint,
     LossSummary,
     LossTerms,
     ProgressCallback,
-    ProgressEvent,
     StopCallback,
     StyleOptions,
     StyleResult,
@@ -44,10 +41,6 @@ from nst_engine.vgg import VGGFeatures
 from nst_engine.weights import load_features, weights_spec
 
 log = logging.getLogger("nst_engine")
-
-HISTORY_POINTS = 200  # the loss history is downsampled to about this many points
-PREVIEW_SIDE = 256
-
 
 def load_vgg(weights: str | Path | None = None, device: str | torch.device | None = None) -> VGGFeatures:
     """Load the VGG19 feature extractor onto ``device``. Slow (seconds): load once and pass it to ``stylize``.
@@ -76,25 +69,6 @@ def _cached_model(weights: str | Path | None, device: str | torch.device | None)
         return _default_models[key]
 
 
-def _to_tensor(image: Image.Image, device: torch.device) -> torch.Tensor:
-    array = np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
-    return torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).to(device)
-
-
-def _to_image(tensor: torch.Tensor) -> Image.Image:
-    array = tensor.detach().squeeze(0).clamp(0, 1).mul(255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(np.ascontiguousarray(array), "RGB")
-
-
-def _resize(tensor: torch.Tensor, width: int, height: int) -> torch.Tensor:
-    """Antialiased bicubic resize (downscaling without aliasing, smooth upscaling), clamped to [0, 1]."""
-    if tensor.shape[-2:] == (height, width):
-        return tensor
-    antialias = width < tensor.shape[-1] or height < tensor.shape[-2]
-    out = F.interpolate(tensor, size=(height, width), mode="bicubic", align_corners=False, antialias=antialias)
-    return out.clamp(0, 1)
-
-
 def _style_size(width: int, height: int, output_side: int, style_scale: float) -> tuple[int, int]:
     """Working size of a (width, height) style image: its long side ``style_scale`` times the output's, aspect ratio
     kept, never so small that its short side drops under MIN_SIDE (VGG's deepest layer would see nothing)."""
@@ -105,7 +79,7 @@ def _style_size(width: int, height: int, output_side: int, style_scale: float) -
 def _style_at(style: torch.Tensor, output_side: int, style_scale: float) -> torch.Tensor:
     """The style image resized to its working size (``_style_size``)."""
     height, width = style.shape[-2:]
-    return _resize(style, *_style_size(width, height, output_side, style_scale))
+    return resize(style, *_style_size(width, height, output_side, style_scale))
 
 
 def _cl(tensor: torch.Tensor) -> torch.Tensor:
@@ -181,7 +155,7 @@ class _StyleTargets:
         size = _style_size(width, height, output_side, style_scale)
 
         def compute() -> Grams:
-            return _style_grams(self.model, _resize(style, *size), self.use_bf16)
+            return _style_grams(self.model, resize(style, *size), self.use_bf16)
 
         if self.cache is None:
             return compute()
@@ -195,200 +169,6 @@ def _terms(values: dict[str, float]) -> LossTerms:
 
 def _layers(values: dict[str, float]) -> dict[str, float]:
     return {k.split("/", 1)[1]: v for k, v in values.items() if k.startswith("style/")}
-
-
-class _Run:
-    """State of one ``stylize`` call: progress reporting, cancellation and history."""
-
-    def __init__(
-        self,
-        scales: list[_Scale],
-        options: StyleOptions,
-        progress: ProgressCallback | None,
-        should_stop: StopCallback | None,
-    ) -> None:
-        self.scales = scales
-        self.options = options
-        self.progress = progress
-        self.should_stop = should_stop
-        self.total_steps = sum(s.iterations for s in scales)
-        self.total_work = sum(s.iterations * s.pixels for s in scales)
-        self.work = 0.0
-        self.step = 0
-        self.started = time.perf_counter()
-        self.last_preview = -math.inf
-        self.seconds_per_work: float | None = None  # measured cost of one iteration at one pixel
-        self.history: list[HistoryPoint] = []
-        self.first: dict[str, float] | None = None
-
-    def check_stop(self) -> None:
-        if self.should_stop is not None and self.should_stop():
-            raise Cancelled("the job was cancelled")
-
-    def after_step(
-        self,
-        index: int,
-        iteration: int,
-        terms: dict[str, torch.Tensor],
-        seconds: float,
-        current: Callable[[], torch.Tensor],
-    ) -> None:
-        scale = self.scales[index]
-        self.step += 1
-        self.work += scale.pixels
-        rate = seconds / scale.pixels
-        # Skip the first iteration of a scale (warm-up, target computation) when estimating speed.
-        if iteration > 1:
-            prev = self.seconds_per_work
-            self.seconds_per_work = rate if prev is None else 0.8 * prev + 0.2 * rate
-        values = {k: float(v) for k, v in terms.items()}
-        if self.first is None:
-            self.first = values
-        self.history.append(HistoryPoint(self.step, index + 1, values["content"], values["style"], values["tv"],
-                                         values["total"]))  # fmt: skip
-        if self.progress is None:
-            return
-        elapsed = time.perf_counter() - self.started
-        eta = None
-        if self.seconds_per_work is not None:
-            eta = (self.total_work - self.work) * self.seconds_per_work
-        preview = None
-        every = self.options.preview_every
-        if every is not None and (elapsed - self.last_preview >= every or self.step == self.total_steps):
-            self.last_preview = elapsed
-            preview = _to_image(current())
-            preview.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
-        self.progress(
-            ProgressEvent(
-                scale=index + 1,
-                scales=len(self.scales),
-                width=scale.width,
-                height=scale.height,
-                iteration=iteration,
-                iterations=scale.iterations,
-                step=self.step,
-                total_steps=self.total_steps,
-                losses={k: values[k] for k in ("content", "style", "tv", "total")},
-                elapsed=elapsed,
-                eta=eta,
-                preview=preview,
-                work_done=self.work / self.total_work,
-            )
-        )
-
-    def downsampled_history(self) -> list[HistoryPoint]:
-        stride = max(1, math.ceil(len(self.history) / HISTORY_POINTS))
-        points = self.history[::stride]
-        if self.history and points[-1] is not self.history[-1]:
-            points.append(self.history[-1])
-        return points
-
-
-def _optimize_adam(
-    x0: torch.Tensor, objective: _Objective, run: _Run, index: int, preset: Preset
-) -> torch.Tensor:
-    """Adam on the pixels with iterate averaging; returns the averaged image (less noisy than the last iterate)."""
-    x = x0.detach().clone().requires_grad_(True)
-    lr = preset.lr if index == 0 or preset.refine_lr is None else preset.refine_lr
-    optimizer = torch.optim.Adam([x], lr=lr)
-    average = x.detach().clone()
-    decay = preset.average_decay
-    for iteration in range(1, run.scales[index].iterations + 1):
-        run.check_stop()
-        tick = time.perf_counter()
-        optimizer.zero_grad(set_to_none=True)
-        loss, terms = objective(x)
-        loss.backward()
-        optimizer.step()
-        with torch.no_grad():
-            x.clamp_(0, 1)
-            # Debiased EMA: early on the average is dominated by recent iterates rather than the start image.
-            weight = decay * (1 - decay ** (iteration - 1)) / (1 - decay**iteration) if decay > 0 else 0.0
-            average.mul_(weight).add_(x.detach(), alpha=1 - weight)
-        run.after_step(index, iteration, terms, time.perf_counter() - tick, lambda: average)
-    return average
-
-
-LBFGS_HISTORY = 50  # curvature pairs kept by L-BFGS
-FIRST_STEP = 0.01  # the largest pixel change ([0, 1] range) of L-BFGS's first step on a fresh history
-DIVERGED = 2.0  # an L-BFGS step whose loss exceeds this many times the best so far has diverged: restart
-
-
-def _optimize_lbfgs(
-    x0: torch.Tensor, objective: Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]], run: _Run,
-    index: int,
-) -> torch.Tensor:  # fmt: skip
-    """L-BFGS without a line search (one evaluation per iteration), its tolerances disabled so it always runs the full
-    schedule.
-
-    torch's L-BFGS starts with the step -g/|g|_1, which on a few hundred thousand pixels moves them by about 1e-6; the
-    first curvature pair then measures the bfloat16 rounding of the gradients rather than curvature, and the next step
-    can overshoot by far. So the first step of a fresh history is sized to move the pixels by at most FIRST_STEP. As a
-    guard, a step whose loss is not finite or over DIVERGED times the best seen goes back to the best image and starts
-    the history afresh; and the scale ends with its last image only when that is no worse than the best one seen (one
-    forward pass more: the last step is not evaluated otherwise).
-    """
-    # L-BFGS flattens gradients with .view(), which needs the default contiguous layout.
-    x = x0.detach().contiguous().clone().requires_grad_(True)
-
-    def fresh() -> torch.optim.LBFGS:
-        return torch.optim.LBFGS([x], lr=1.0, max_iter=1, max_eval=1, history_size=LBFGS_HISTORY,
-                                 tolerance_grad=-1.0, tolerance_change=-1.0)  # fmt: skip
-
-    optimizer, first = fresh(), True
-    latest: dict[str, torch.Tensor] = {}
-    best_loss, best = math.inf, x.detach().clone()
-    value = math.inf  # the loss of the latest evaluation
-    evaluated: torch.Tensor | None = None  # a loss at x whose gradient is in x.grad: the next closure call's answer
-
-    def closure() -> torch.Tensor:
-        nonlocal best_loss, value, evaluated
-        if evaluated is not None:
-            loss, evaluated = evaluated, None
-            return loss
-        optimizer.zero_grad(set_to_none=True)
-        loss, terms = objective(x)
-        value = float(loss.detach())
-        if value < best_loss:
-            best_loss = value
-            best.copy_(x.detach())
-        loss.backward()
-        latest.update(terms)
-        return loss
-
-    def first_step() -> None:
-        nonlocal evaluated
-        loss = closure()
-        assert x.grad is not None
-        total, largest = float(x.grad.abs().sum()), float(x.grad.abs().max())
-        if math.isfinite(total) and largest > 0:  # the step is -g * min(1, 1/|g|_1) * lr
-            optimizer.param_groups[0]["lr"] = FIRST_STEP / (largest * min(1.0, 1.0 / total))
-        evaluated = loss
-        optimizer.step(closure)
-        optimizer.param_groups[0]["lr"] = 1.0
-
-    for iteration in range(1, run.scales[index].iterations + 1):
-        run.check_stop()
-        tick = time.perf_counter()
-        if first:
-            first_step()
-            first = False
-        else:
-            optimizer.step(closure)
-        with torch.no_grad():
-            if not math.isfinite(value) or value > DIVERGED * best_loss:
-                # ``value`` is the loss where this iteration started: the step before it diverged.
-                log.warning("L-BFGS diverged at scale %d, step %d (loss %.4g, best %.4g): restarting from the best "
-                            "image", index + 1, iteration - 1, value, best_loss)  # fmt: skip
-                x.copy_(best)
-                optimizer, first = fresh(), True
-            x.clamp_(0, 1)
-        run.after_step(index, iteration, latest, time.perf_counter() - tick, lambda: x)
-    with torch.no_grad():
-        x.clamp_(0, 1)
-        if float(objective(x)[0]) > best_loss:
-            x.copy_(best)
-    return x.detach()
 
 
 def _check_input_sizes(content: Image.Image, styles: list[Image.Image]) -> None:
@@ -428,9 +208,9 @@ def evaluate_losses(
     dev = model.device
     use_bf16 = opts.precision == "bf16" and _use_bf16("bf16", dev)
     width, height = image.size
-    content_t = _resize(_to_tensor(content, dev), width, height)
-    styles_t = [_style_at(_to_tensor(s, dev), max(width, height), opts.style_scale) for s in style_list]
-    target = _to_tensor(image, dev)
+    content_t = resize(to_tensor(content, dev), width, height)
+    styles_t = [_style_at(to_tensor(s, dev), max(width, height), opts.style_scale) for s in style_list]
+    target = to_tensor(image, dev)
     if opts.preserve_colors:
         styles_t = [color.match_luminance(s, content_t) for s in styles_t]
         content_t, target = color.grey_rgb(content_t), color.grey_rgb(target)
@@ -471,16 +251,16 @@ def stylize(
     dev = model.device
     use_bf16 = _use_bf16(opts.precision, dev)
     scales = plan_scales(content.width, content.height, settings)
-    run = _Run(scales, opts, progress, should_stop)
+    run = Run(scales, opts, progress, should_stop)
     run.check_stop()
 
-    content_full = _to_tensor(content, dev)
-    style_full = [_to_tensor(s, dev) for s in style_list]
+    content_full = to_tensor(content, dev)
+    style_full = [to_tensor(s, dev) for s in style_list]
     targets = _StyleTargets(model, style_list, use_bf16, style_cache)
     generator = torch.Generator(device="cpu").manual_seed(opts.seed)
     image: torch.Tensor | None = None
     for index, scale in enumerate(scales):
-        content_s = _resize(content_full, scale.width, scale.height)
+        content_s = resize(content_full, scale.width, scale.height)
         side = max(scale.width, scale.height)
         if opts.preserve_colors:  # the styles' luminance is matched to this content: targets for this job only
             styles_s = [color.match_luminance(_style_at(s, side, opts.style_scale), content_s) for s in style_full]
@@ -495,19 +275,19 @@ def stylize(
             else:
                 image = content_s.clone()
         else:
-            image = _resize(image, scale.width, scale.height)
+            image = resize(image, scale.width, scale.height)
         image = _cl(image)
         if settings.optimizer == "lbfgs":
-            image = _optimize_lbfgs(image, objective, run, index)
+            image = optimize_lbfgs(image, objective, run, index)
         else:
-            image = _optimize_adam(image, objective, run, index, settings.preset)
+            image = optimize_adam(image, objective, run, index, settings.preset)
     assert image is not None
 
     with torch.no_grad():
         _, end_terms = objective(image)
     end = {k: float(v) for k, v in end_terms.items()}
     if opts.preserve_colors:
-        image = color.recolor(image, _resize(content_full, scales[-1].width, scales[-1].height))
+        image = color.recolor(image, resize(content_full, scales[-1].width, scales[-1].height))
     seconds = time.perf_counter() - run.started
     first = run.first or end
     summary = LossSummary(
@@ -526,4 +306,4 @@ def stylize(
         optimizer=settings.optimizer,
     )
     log.debug("stylised %dx%d in %.2fs on %s (%s)", summary.width, summary.height, seconds, dev, summary.precision)
-    return StyleResult(image=_to_image(image), summary=summary, history=run.downsampled_history())
+    return StyleResult(image=to_image(image), summary=summary, history=run.downsampled_history())

@@ -21,7 +21,8 @@ from nst_engine import (
     plan_scales,
     stylize,
 )
-from nst_engine.engine import _optimize_lbfgs, _Run, check_options
+from nst_engine.engine import check_options
+from nst_engine.optimize import Run, optimize_lbfgs
 from nst_engine.options import Scale
 
 
@@ -187,9 +188,9 @@ def test_lbfgs_restarts_from_the_best_image_when_a_step_diverges(caplog):
         value = loss.detach()
         return loss, {"content": value, "style": value, "tv": value, "total": value}
 
-    run = _Run([Scale(8, 8, iterations=10)], StyleOptions(), None, None)
+    run = Run([Scale(8, 8, iterations=10)], StyleOptions(), None, None)
     with caplog.at_level("WARNING", logger="nst_engine"):
-        out = _optimize_lbfgs(torch.full((1, 3, 8, 8), 0.9), objective, run, 0)
+        out = optimize_lbfgs(torch.full((1, 3, 8, 8), 0.9), objective, run, 0)
     assert evaluations == 11 and len(run.history) == 10  # and one evaluation of the last image
     assert "L-BFGS diverged at scale 1, step 3" in caplog.text  # the step whose loss the 4th evaluation saw
     assert (out - 0.3).abs().max() < 1e-3  # the restarted run still reached the minimum
