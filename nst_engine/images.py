@@ -1,4 +1,4 @@
-"""Decode, validate and encode the images the engine reads and writes.
+"""Decode and validate the images the engine reads (encoding a result is ``nst_engine.encoding``).
 
 Everything that comes from a user goes through :func:`decode_image` (or :func:`probe_image` for a cheap
 look at the header): limits are checked in the order that costs least (bytes, format, pixels from the
@@ -14,29 +14,25 @@ import struct
 import threading
 import warnings
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 from PIL import Image, ImageCms, ImageFile
 
 from nst_engine.errors import (
     CorruptImageError,
-    EncodeError,
     FileTooLargeError,
     ImageTooSmallError,
     TooManyPixelsError,
     UnsupportedFormatError,
 )
 from nst_engine.options import MIN_SIDE
+from nst_engine.sniffing import sniff
 
 __all__ = [
     "SUPPORTED_FORMATS",
-    "EncodeFormat",
-    "EncodedImage",
     "ImageInfo",
     "ImageLimits",
     "decode_image",
-    "encode_image",
     "human_bytes",
     "human_pixels",
     "probe_image",
@@ -128,85 +124,6 @@ def _ratio(r: float) -> str:
     return f"{_trim(r, 1)}:1"
 
 
-# ------------------------------------------------------------------------------------------- sniffing
-
-_MAGIC: tuple[tuple[bytes, int, str], ...] = (
-    (b"%PDF", 0, "PDF document"),
-    (b"PK\x03\x04", 0, "ZIP archive"),
-    (b"\x1f\x8b", 0, "gzip archive"),
-    (b"Rar!", 0, "RAR archive"),
-    (b"7z\xbc\xaf", 0, "7-Zip archive"),
-    (b"II*\x00", 0, "TIFF image"),
-    (b"MM\x00*", 0, "TIFF image"),
-    (b"\x00\x00\x01\x00", 0, "ICO icon"),
-    (b"8BPS", 0, "Photoshop document"),
-    (b"\x1aE\xdf\xa3", 0, "WebM/Matroska video"),
-    (b"OggS", 0, "Ogg media"),
-    (b"ID3", 0, "MP3 audio"),
-    (b"fLaC", 0, "FLAC audio"),
-    (b"\x7fELF", 0, "program (ELF)"),
-    (b"\xff\x0a", 0, "JPEG XL image"),
-    (b"\x00\x00\x00\x0cJXL ", 0, "JPEG XL image"),
-)
-_DIB_SIZES = {12, 16, 40, 52, 56, 64, 108, 124}
-_FTYP = {
-    b"heic": "HEIC image",
-    b"heix": "HEIC image",
-    b"mif1": "HEIF image",
-    b"avif": "AVIF image",
-    b"avis": "AVIF image",
-    b"qt  ": "QuickTime video",
-    b"isom": "MP4 video",
-    b"mp42": "MP4 video",
-}
-
-
-def _sniff(data: bytes) -> str | None:
-    """Name the format of ``data`` by its content: a supported Pillow format name, or a description."""
-    head = data[:32]
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "PNG"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "JPEG"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    if head[:6] in (b"GIF87a", b"GIF89a"):
-        return "GIF"
-    # "BM" alone is too weak (text can start with it): also require a known DIB header size.
-    if head[:2] == b"BM" and len(head) >= 18 and struct.unpack_from("<I", head, 14)[0] in _DIB_SIZES:
-        return "BMP"
-    if head[:4] == b"RIFF":
-        return {b"WAVE": "WAV audio", b"AVI ": "AVI video"}.get(head[8:12], "RIFF file")
-    if head[4:8] == b"ftyp":
-        return _FTYP.get(head[8:12], "MP4/HEIF container")
-    for magic, offset, name in _MAGIC:
-        if head[offset : offset + len(magic)] == magic:
-            return name
-    sample = data[:4096].lstrip(b"\xef\xbb\xbf")
-    try:
-        text = sample.decode("utf-8")
-    except UnicodeDecodeError:
-        # A multi-byte character may be cut at the end of the sample.
-        try:
-            text = sample[:-3].decode("utf-8")
-        except UnicodeDecodeError:
-            return None
-    stripped = text.lstrip().lower()
-    if stripped.startswith(("<svg", "<?xml")) and "<svg" in stripped[:1000]:
-        return "SVG drawing"
-    if stripped.startswith(("<!doctype html", "<html")):
-        return "HTML page"
-    printable = sum(ch.isprintable() or ch in "\r\n\t" for ch in text)
-    if text and printable / len(text) > 0.95:
-        return "text"
-    return None
-
-
-# ------------------------------------------------------------------------------------------- opening
-
-# Pillow warns (DecompressionBombWarning) from inside Image.open for big images. Silencing that needs
-# warnings.catch_warnings, which swaps process-wide state; the lock keeps our own calls from
-# interleaving and leaving the filter list in a wrong state.
 _WARNINGS_LOCK = threading.Lock()
 _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")
 _SWAPS = {5, 6, 7, 8}
@@ -270,7 +187,7 @@ def _orientation(im: Image.Image) -> int:
 def _open(data: bytes, role: str, limits: ImageLimits) -> tuple[ImageFile.ImageFile, ImageInfo]:
     """Open ``data`` (header only) and run every check that needs no decoding. Caller closes the image."""
     _check_bytes(data, role, limits)
-    sniffed = _sniff(data)
+    sniffed = sniff(data)
     if sniffed is None:
         raise _unsupported(role, "unrecognised data", limits)
     if sniffed not in SUPPORTED_FORMATS:
@@ -414,118 +331,3 @@ def decode_image(data: bytes, *, role: str = "image", limits: ImageLimits | None
         rgb = rgb.transpose(_TRANSPOSE[info.orientation])
     rgb.info.clear()  # no EXIF, ICC or comments travel on
     return rgb
-
-
-# ------------------------------------------------------------------------------------------ encoding
-
-EncodeFormat = Literal["auto", "png", "jpeg", "webp"]
-_DEFAULT_QUALITY = 90  # lossy quality when there is no byte budget
-_QUALITIES = (95, 90, 85, 80, 75, 70, 60, 50, 40)
-_EXT = {"png": ("png", "image/png"), "jpeg": ("jpg", "image/jpeg"), "webp": ("webp", "image/webp")}
-_MIN_ENCODE_SIDE = 16
-_MAX_DOWNSCALES = 12
-
-
-@dataclass(frozen=True)
-class EncodedImage:
-    data: bytes
-    fmt: str  # "png", "jpeg" or "webp"
-    extension: str  # without the dot: "png", "jpg", "webp"
-    mime: str
-    quality: int | None  # None for PNG
-    width: int
-    height: int
-
-    def filename(self, stem: str = "stylized") -> str:
-        return f"{stem}.{self.extension}"
-
-
-def _save(im: Image.Image, fmt: str, quality: int | None) -> bytes:
-    buf = io.BytesIO()
-    if fmt == "png":
-        im.save(buf, "PNG", compress_level=6)
-    elif fmt == "jpeg":
-        im.save(buf, "JPEG", quality=quality, optimize=True)
-    else:
-        im.save(buf, "WEBP", quality=quality, method=4)
-    return buf.getvalue()
-
-
-def _result(im: Image.Image, fmt: str, quality: int | None, data: bytes) -> EncodedImage:
-    ext, mime = _EXT[fmt]
-    return EncodedImage(data, fmt, ext, mime, quality, im.width, im.height)
-
-
-def _best_quality(im: Image.Image, fmt: str, max_bytes: int) -> tuple[EncodedImage | None, int]:
-    """Highest ladder quality that fits (binary search: size falls with quality); smallest size seen."""
-    lo, hi = 0, len(_QUALITIES) - 1
-    best: EncodedImage | None = None
-    smallest = 0
-    while lo <= hi:
-        mid = (lo + hi) // 2
-        data = _save(im, fmt, _QUALITIES[mid])
-        smallest = len(data) if not smallest else min(smallest, len(data))
-        if len(data) <= max_bytes:
-            best = _result(im, fmt, _QUALITIES[mid], data)
-            hi = mid - 1
-        else:
-            lo = mid + 1
-    return best, smallest
-
-
-def encode_image(
-    image: Image.Image, *, fmt: EncodeFormat = "auto", max_bytes: int | None = None
-) -> EncodedImage:
-    """Encode ``image`` as PNG, JPEG or WebP, within ``max_bytes`` when given. Deterministic; no metadata.
-
-    ``"auto"`` keeps PNG when it fits, else the best WebP, then JPEG quality that fits, and downscales in
-    steps when even quality 40 is too big. An explicit format only lowers quality (JPEG/WebP) and downscales.
-    Raises EncodeError when nothing fits.
-    """
-    if fmt not in ("auto", "png", "jpeg", "webp"):
-        raise ValueError(f"unknown image format {fmt!r}; use auto, png, jpeg or webp")
-    if max_bytes is not None and max_bytes <= 0:
-        raise EncodeError(f"the byte budget must be positive, got {max_bytes}")
-    if image.width < 1 or image.height < 1:
-        raise EncodeError(f"cannot encode an empty image ({image.width}x{image.height} px)")
-    im = to_rgb(image)
-    im.info.clear()  # otherwise Pillow would copy an ICC profile or EXIF into the file
-    if max_bytes is None:
-        chosen = "png" if fmt == "auto" else fmt
-        quality = None if chosen == "png" else _DEFAULT_QUALITY
-        return _result(im, chosen, quality, _save(im, chosen, quality))
-
-    chain = ["png"] if fmt == "png" else ["webp", "jpeg"] if fmt == "auto" else [fmt]
-    if fmt == "auto":
-        data = _save(im, "png", None)
-        if len(data) <= max_bytes:
-            return _result(im, "png", None, data)
-    original = im.size
-    smallest = (0, im.size)
-    for _ in range(_MAX_DOWNSCALES + 1):
-        sizes = []
-        for f in chain:
-            if f == "png":
-                data = _save(im, "png", None)
-                if len(data) <= max_bytes:
-                    return _result(im, "png", None, data)
-                size = len(data)
-            else:
-                found, size = _best_quality(im, f, max_bytes)
-                if found is not None:
-                    return found
-            sizes.append(size)
-        least = min(sizes)
-        if not smallest[0] or least < smallest[0]:
-            smallest = (least, im.size)
-        # Bytes grow roughly with the pixel count, so aim straight at the budget (with a margin),
-        # but never shrink by more than half or less than 10% in one step.
-        factor = min(0.9, max(0.5, (max_bytes / least) ** 0.5 * 0.9))
-        new_size = (round(im.width * factor), round(im.height * factor))
-        if min(new_size) < _MIN_ENCODE_SIDE:
-            break
-        im = im.resize(new_size, Image.Resampling.LANCZOS)
-    raise EncodeError(
-        f"could not encode the {original[0]}x{original[1]} px image in {human_bytes(max_bytes)}: "
-        f"the smallest attempt was {human_bytes(smallest[0])} at {smallest[1][0]}x{smallest[1][1]} px"
-    )

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from nst_engine.encoding import EncodedImage, encode_image
 from nst_engine.errors import (
     CorruptImageError,
     EncodeError,
@@ -22,10 +23,8 @@ from nst_engine.errors import (
     UnsupportedFormatError,
 )
 from nst_engine.images import (
-    EncodedImage,
     ImageLimits,
     decode_image,
-    encode_image,
     human_bytes,
     probe_image,
     to_rgb,

@@ -12,8 +12,9 @@ import discord
 
 from bot.requests.failures import DeliveryFailed
 from bot.ui import render
+from nst_engine.encoding import encode_image
 from nst_engine.errors import EncodeError
-from nst_engine.images import encode_image, human_bytes
+from nst_engine.images import human_bytes
 from nst_engine.types import ProgressEvent, StyleResult
 
 if TYPE_CHECKING:
