@@ -17,17 +17,11 @@ from nst_engine import (
     ProgressEvent,
     StyleOptions,
     evaluate_losses,
-    load_vgg,
     plan_scales,
     stylize,
 )
 from nst_engine.engine import _optimize_lbfgs, _Run, check_options
 from nst_engine.options import Scale
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_vgg("random", "cpu")
 
 
 def _gradient(width: int, height: int) -> Image.Image:

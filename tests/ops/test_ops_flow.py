@@ -15,9 +15,9 @@ from bot.metrics import BotMetrics, GpuMemory, instrument, sample, total
 from bot.parsing import StyleArgs
 from bot.shutdown import Shutdown
 from tests.bot.memory_backend import MemoryBackend
-from tests.bot.test_bot_flow import SOURCES, MemoryReporter, User, db, service, settings, until
+from tests.bot.test_bot_flow import SOURCES, MemoryReporter, User, service, settings, until
 
-__all__ = ["db", "settings"]  # fixtures
+__all__ = ["settings"]  # fixtures
 
 
 async def test_job_events_become_metrics(settings: Settings, db: Database) -> None:

@@ -28,7 +28,7 @@ from nst_engine.errors import (
 )
 from nst_engine.pool import JobHandle, PoolJob, ProcessPoolBackend, RayBackend, StyleBackend
 from nst_engine.types import StyleOptions
-from tests.test_pool_helpers import LONG_JOB, process_gone, request
+from tests.pool.helpers import LONG_JOB, process_gone, request, wait_running
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 request_job = request  # for the test whose pytest ``request`` fixture hides the name
@@ -70,15 +70,6 @@ async def settle(jobs: list[PoolJob], timeout: float = 30.0) -> None:
     async with asyncio.timeout(timeout):
         for job in jobs:
             await job.wait_done()
-
-
-async def wait_running(job: PoolJob, step: int = 1, timeout: float = 60.0) -> None:
-    """Wait until the job has reported ``step`` iterations."""
-    async with asyncio.timeout(timeout):
-        async for event in job.events():
-            if event.step >= step:
-                return
-    raise AssertionError(f"job {job.job_id} ended ({job.state}) before step {step}")
 
 
 async def test_result_and_progress_in_order(backend: Backend) -> None:

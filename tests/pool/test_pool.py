@@ -21,7 +21,7 @@ from nst_engine.errors import (
 )
 from nst_engine.pool import JobHandle, PoolJob, ProcessPoolBackend, StyleBackend, StyleRequest
 from nst_engine.types import StyleOptions
-from tests.test_pool_helpers import CONTENT, LONG_JOB, STYLE, alive, process_gone, request
+from tests.pool.helpers import CONTENT, LONG_JOB, STYLE, alive, process_gone, request, wait_running
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -41,15 +41,6 @@ async def pool() -> AsyncIterator[ProcessPoolBackend]:
     await backend.start()
     yield backend
     await backend.close()
-
-
-async def wait_running(job: PoolJob, step: int = 1, timeout: float = 30.0) -> None:
-    """Wait until the job has reported ``step`` iterations."""
-    async with asyncio.timeout(timeout):
-        async for event in job.events():
-            if event.step >= step:
-                return
-    raise AssertionError(f"job {job.job_id} ended ({job.state}) before step {step}")
 
 
 async def test_pool_implements_the_protocol(pool: ProcessPoolBackend) -> None:

@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_engine import load_vgg, stylize
+from nst_engine import stylize
 from nst_engine.errors import (
     Cancelled,
     ImageTooSmallError,
@@ -37,12 +37,7 @@ from nst_engine.pool.wire import (
 )
 from nst_engine.pool.worker import ProgressThrottle, is_out_of_memory, run_job
 from nst_engine.types import ProgressEvent, StyleOptions
-from tests.test_pool_helpers import SHARED_ENV, STYLE, noise_image
-
-
-@pytest.fixture(scope="module")
-def model() -> Any:
-    return load_vgg("random", "cpu")
+from tests.pool.helpers import SHARED_ENV, STYLE, noise_image
 
 
 def spec(content: Image.Image, seq: int = 1, **options: Any) -> JobSpec:
