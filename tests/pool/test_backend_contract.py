@@ -97,7 +97,7 @@ async def test_fifo_positions_cancel_while_queued_and_bounded_queue(backend: Bac
         started = time.perf_counter()
         with pytest.raises(QueueFullError, match="queue is full"):
             backend.submit(request(2))
-        assert time.perf_counter() - started < 0.05  # refused at once, no waiting
+        assert time.perf_counter() - started < 2  # refused at once: a wait for a slot would last minutes (LONG_JOB)
 
         waiting[1].cancel()
         assert waiting[1].state == "cancelled"  # dropped at once
@@ -201,7 +201,7 @@ async def test_stuck_worker_is_killed_after_the_grace_and_close_leaves_no_worker
         await wait_running(running, step=2)
         started = time.perf_counter()
         await pool.close(timeout=5)
-        assert time.perf_counter() - started < 8
+        assert time.perf_counter() - started < 15  # the 5 s grace, then a kill: not the minutes LONG_JOB runs
         for job in (running, queued):
             with pytest.raises(Cancelled, match="shutting down"):
                 await asyncio.wait_for(job.result(), 1)

@@ -163,7 +163,7 @@ async def test_close_with_every_worker_busy_cancels_all_and_leaves_no_process(po
     await asyncio.gather(*(wait_running(j) for j in jobs[:2]))
     started = time.perf_counter()
     await pool.close(timeout=3)
-    assert time.perf_counter() - started < 4
+    assert time.perf_counter() - started < 10  # the 3 s grace, then a kill: not the minutes LONG_JOB runs
     assert [j.state for j in jobs] == ["cancelled"] * 5
     assert all(j.steps < LONG_JOB for j in jobs)
     assert not [p for p in multiprocessing.active_children() if p.pid in pids]
