@@ -35,8 +35,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: lint typecheck
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+# Lint first (a second), then the type check beside the tests: pytest mostly waits, so mypy costs no wall time.
+# Three pytest workers on two cores: most of the suite waits (bots, fake Discord, worker pools, Ray), little computes.
+# --dist loadgroup keeps each xdist_group on one worker (tests/conftest.py: all Ray tests share one local Ray).
+# The 15 slowest tests are listed at the end, so growth shows.
+TEST_WORKERS ?= 3
+
+test: lint
+	@log=$$(mktemp); $(BIN)/mypy >$$log 2>&1 & mypy=$$!; \
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --durations=15; tests=$$?; \
+	wait $$mypy; types=$$?; echo "mypy: $$(tail -n 1 $$log)"; test $$types -eq 0 || cat $$log; rm -f $$log; \
+	test $$tests -eq 0 -a $$types -eq 0
 
 demo: $(STAMP)
 	mkdir -p out

@@ -12,7 +12,7 @@ VGG pass. So:
   relu(max(a)) = max(relu(a)) and the gradient reaches the same pixels.
 
 Both give the plain modules' values: the pool rewrite exactly, the fused call up to the rounding of another oneDNN
-kernel (tests/test_kernels.py compares them). Elsewhere (CUDA, autocast, oneDNN off or missing) ``conv_relu`` is
+kernel (tests/engine/test_kernels.py compares them). Elsewhere (CUDA, autocast, oneDNN off or missing) ``conv_relu`` is
 ``relu(conv(x))`` in plain PyTorch.
 """
 

@@ -53,9 +53,26 @@ def sample_images() -> Path:
     return SAMPLE_IMAGES
 
 
+def _shares_a_module_fixture(item: pytest.Item) -> bool:
+    info = getattr(item, "_fixtureinfo", None)
+    definitions = info.name2fixturedefs.values() if info is not None else ()
+    return any(d.scope in ("module", "package") for defs in definitions for d in defs)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Groups for pytest-xdist's ``--dist loadgroup``: every test that uses the session's Ray runs on one worker, so
+    the machine holds one local Ray (tests/ray_session.py), never one per worker; the tests of a module that share a
+    module-wide set-up (a worker pool, a model) stay together, so that set-up is made once."""
+    for item in items:
+        if "ray_cluster" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("ray"))
+        elif _shares_a_module_fixture(item):
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+
+
 def _skip_reason(report: Any) -> str:
     longrepr = report.longrepr
-    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+    if isinstance(longrepr, tuple | list) and len(longrepr) == 3:  # a list once it has crossed from an xdist worker
         return str(longrepr[2])
     return str(longrepr)
 

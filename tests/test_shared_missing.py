@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 CONFTEST = """
@@ -33,7 +35,7 @@ def test_plain():
 """
 
 
-def run_pytest(tmp_path: Path, *, ci: bool) -> subprocess.CompletedProcess[str]:
+def run_pytest(tmp_path: Path, *, ci: bool, workers: int = 0) -> subprocess.CompletedProcess[str]:
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "test_needs_shared.py").write_text(TESTS)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -41,13 +43,15 @@ def run_pytest(tmp_path: Path, *, ci: bool) -> subprocess.CompletedProcess[str]:
     if ci:
         env["CI"] = "true"
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path)],
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(tmp_path),
+         *(["-n", str(workers)] if workers else [])],
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False,
     )
 
 
-def test_missing_shared_is_a_loud_skip_locally(tmp_path: Path) -> None:
-    result = run_pytest(tmp_path, ci=False)
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "xdist"])
+def test_missing_shared_is_a_loud_skip_locally(tmp_path: Path, workers: int) -> None:
+    result = run_pytest(tmp_path, ci=False, workers=workers)
     out = result.stdout
     assert result.returncode == 0, out
     assert "1 passed, 2 skipped" in out
@@ -57,8 +61,9 @@ def test_missing_shared_is_a_loud_skip_locally(tmp_path: Path) -> None:
     assert "test_needs_shared.py::test_uses_weights" in out
 
 
-def test_missing_shared_fails_in_ci(tmp_path: Path) -> None:
-    result = run_pytest(tmp_path, ci=True)
+@pytest.mark.parametrize("workers", [0, 2], ids=["in-process", "xdist"])
+def test_missing_shared_fails_in_ci(tmp_path: Path, workers: int) -> None:
+    result = run_pytest(tmp_path, ci=True, workers=workers)
     out = result.stdout
     assert result.returncode == 1, out
     assert "2 errors" in out and "CI=true, so the real-weight tests must run" in out

@@ -4,7 +4,7 @@ in-memory backend: no Discord, no processes, milliseconds per test."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -75,14 +75,6 @@ async def until(predicate: Callable[[], bool], what: str, timeout: float = 5.0) 
             return
         await asyncio.sleep(0.001)
     raise AssertionError(f"timed out waiting for: {what}")
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(tmp_path / "bot.sqlite3")
-    await database.open()
-    yield database
-    await database.close()
 
 
 @pytest.fixture

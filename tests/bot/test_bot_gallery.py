@@ -55,14 +55,6 @@ def png_bomb(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0")) + chunk(b"IEND", b"")
 
 
-@pytest.fixture
-async def db(tmp_path):
-    database = Database(tmp_path / "bot.sqlite3")
-    await database.open()
-    yield database
-    await database.close()
-
-
 def prepared(color=(200, 40, 40), size=(300, 200)):
     return prepare_upload(picture(*size, color=color), limits=LIMITS, max_side=1024)
 

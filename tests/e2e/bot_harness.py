@@ -33,6 +33,11 @@ def png(width: int = 64, height: int = 48, seed: int = 0) -> bytes:
     return buf.getvalue()
 
 
+def images(seed: int) -> list[tuple[str, bytes]]:
+    """A request's two attachments: a content and a style picture, different for each ``seed``."""
+    return [(f"c{seed}.png", png(seed=seed)), (f"s{seed}.png", png(seed=seed + 100))]
+
+
 def make_backend(**overrides: Any) -> ProcessPoolBackend:
     """The real worker pool, with random weights on the CPU: one worker, short job limit."""
     options: dict[str, Any] = {

@@ -1,18 +1,7 @@
-"""Fixtures for end-to-end tests against the fake Discord (tests/fakediscord)."""
+"""The bot against the fake Discord: a fresh fake per test and one real worker pool per module (tests/e2e/bot_harness.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from tests.e2e.bot_harness import fake, pool
 
-import pytest
-
-from tests.fakediscord import FakeDiscord, run_discord_client, serving_fake
-
-__all__ = ["run_discord_client"]
-
-
-@pytest.fixture
-async def fake_discord() -> AsyncIterator[FakeDiscord]:
-    """A started fake Discord on 127.0.0.1; stopped afterwards. Fails the test if an unknown route was hit."""
-    async with serving_fake() as fake:
-        yield fake
+__all__ = ["fake", "pool"]  # fixtures

@@ -6,17 +6,23 @@ import os
 import signal
 
 from bot.storage.db import Database
-from tests.e2e.bot_harness import E2E, embed_text, fake, is_error, is_result, make_settings, png, pool, running_bot
+from tests.e2e.bot_harness import (
+    E2E,
+    embed_text,
+    fake,
+    images,
+    is_error,
+    is_result,
+    make_settings,
+    pool,
+    running_bot,
+)
 
 pytestmark = E2E
 __all__ = ["fake", "pool"]  # fixtures
 
 SLOW = {"size": 48, "iterations": 400}  # runs long enough to be interrupted
 MEDIUM = {"size": 48, "iterations": 12}  # a few seconds
-
-
-def images(seed: int):
-    return [(f"c{seed}.png", png(seed=seed)), (f"s{seed}.png", png(seed=seed + 100))]
 
 
 async def test_result_after_the_token_expired_goes_to_the_channel(fake, tmp_path, pool):

@@ -6,15 +6,22 @@ import asyncio
 import logging
 
 from bot.storage.db import Database
-from tests.e2e.bot_harness import E2E, embed_text, fake, is_error, is_result, make_settings, png, pool, running_bot
+from tests.e2e.bot_harness import (
+    E2E,
+    embed_text,
+    fake,
+    images,
+    is_error,
+    is_result,
+    make_settings,
+    png,
+    pool,
+    running_bot,
+)
 from tests.fakediscord import FileSpec, Perm
 
 pytestmark = E2E
 __all__ = ["fake", "pool"]  # fixtures
-
-
-def images(seed: int):
-    return [(f"c{seed}.png", png(seed=seed)), (f"s{seed}.png", png(seed=seed + 100))]
 
 
 def deny(fake, permission: int) -> None:

@@ -12,17 +12,24 @@ import zlib
 
 from PIL import Image
 
-from tests.e2e.bot_harness import E2E, embed_text, fake, is_error, is_result, make_settings, png, pool, running_bot
+from tests.e2e.bot_harness import (
+    E2E,
+    embed_text,
+    fake,
+    images,
+    is_error,
+    is_result,
+    make_settings,
+    png,
+    pool,
+    running_bot,
+)
 from tests.fakediscord import FileSpec, Perm
 
 pytestmark = E2E
 __all__ = ["fake", "pool"]  # fixtures
 
 SLOW = {"size": 48, "iterations": 400}  # runs long enough to act while it runs
-
-
-def images(seed: int) -> list[tuple[str, bytes]]:
-    return [(f"c{seed}.png", png(seed=seed)), (f"s{seed}.png", png(seed=seed + 100))]
 
 
 def png_header(width: int, height: int) -> bytes:

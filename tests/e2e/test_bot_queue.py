@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from tests.e2e.bot_harness import E2E, embed_text, fake, is_error, is_result, make_settings, png, pool, running_bot
+from tests.e2e.bot_harness import (
+    E2E,
+    embed_text,
+    fake,
+    images,
+    is_error,
+    is_result,
+    make_settings,
+    pool,
+    running_bot,
+)
 from tests.fakediscord import Perm
 
 pytestmark = E2E
@@ -10,10 +20,6 @@ __all__ = ["fake", "pool"]  # fixtures
 
 # Long enough jobs (many iterations) that the queue fills up while the first one runs.
 SLOW = {"size": 48, "iterations": 400}
-
-
-def images(seed: int):
-    return [(f"c{seed}.png", png(seed=seed)), (f"s{seed}.png", png(seed=seed + 100))]
 
 
 async def request(fake, user, seed: int):

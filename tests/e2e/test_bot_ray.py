@@ -11,9 +11,9 @@ from typing import Any
 
 from bot.app import StyleBot
 from nst_engine.pool import PoolJob, RayBackend
-from tests.e2e.bot_harness import E2E, embed_text, fake, is_error, is_result, make_settings, png
+from tests.e2e.bot_harness import E2E, embed_text, fake, images, is_error, is_result, make_settings
 from tests.fakediscord import run_discord_client
-from tests.test_pool_helpers import process_gone
+from tests.pool.helpers import process_gone
 
 pytestmark = E2E
 __all__ = ["fake"]  # fixtures
@@ -26,10 +26,6 @@ def use_overrides(bot: StyleBot, values: dict[str, Any]) -> None:
     """Set the engine overrides of the requests that come next (the job service keeps its own copy)."""
     bot.jobs.engine_overrides.clear()
     bot.jobs.engine_overrides.update(values)
-
-
-def images(seed: int) -> list[tuple[str, bytes]]:
-    return [(f"c{seed}.png", png(seed=seed)), (f"s{seed}.png", png(seed=seed + 100))]
 
 
 async def test_a_request_runs_on_ray_and_a_killed_actor_fails_only_its_job(

@@ -11,7 +11,7 @@ import pytest
 from bot.ops.health import MetricsServer
 from bot.ops.metrics import BotMetrics, GpuMemory, parse_nvidia_smi
 from nst_engine.pool import WorkerInfo
-from tests.metrics_text import sample, total
+from tests.ops.metrics_text import sample, total
 
 
 @dataclass

@@ -15,10 +15,10 @@ from bot.requests.events import JobEvent
 from bot.requests.service import INTERRUPTED
 from bot.storage.db import Database
 from tests.bot.memory_backend import MemoryBackend
-from tests.bot.test_bot_flow import SOURCES, MemoryReporter, User, db, service, settings, until
-from tests.metrics_text import sample, total
+from tests.bot.test_bot_flow import SOURCES, MemoryReporter, User, service, settings, until
+from tests.ops.metrics_text import sample, total
 
-__all__ = ["db", "settings"]  # fixtures
+__all__ = ["settings"]  # fixtures
 
 
 async def test_job_events_become_metrics(settings: Settings, db: Database) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -39,6 +41,15 @@ def request(
     """A real job on one scale (the 'fast' preset's smallest scale is 128 px, so below that there is only one)."""
     opts = StyleOptions(preset="fast", size=size, iterations=iterations, precision="fp32", **options)  # type: ignore[arg-type]
     return StyleRequest(CONTENT, [STYLE], opts, owner=owner, timeout=timeout)
+
+
+async def wait_running(job: Any, step: int = 1, timeout: float = 60.0) -> None:
+    """Wait until the job has reported ``step`` iterations (``step=0``: any event at all)."""
+    async with asyncio.timeout(timeout):
+        async for event in job.events():
+            if event.step >= step:
+                return
+    raise AssertionError(f"job {job.job_id} ended ({job.state}) before step {step}")
 
 
 def process_gone(pid: int) -> bool:

@@ -12,7 +12,7 @@ import aiohttp
 from bot.ops.health import MetricsServer
 from bot.ops.metrics import BotMetrics, instrument
 from tests.e2e.bot_harness import E2E, fake, make_settings, pool, running_bot
-from tests.metrics_text import sample
+from tests.ops.metrics_text import sample
 
 pytestmark = E2E
 __all__ = ["fake", "pool"]  # fixtures

@@ -12,7 +12,7 @@ from PIL import Image
 
 from nst_engine.cli import EXIT_BAD_INPUT, EXIT_OK, EXIT_USAGE, EXIT_WEIGHTS, main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import torch
 from PIL import Image
+from torch.utils._python_dispatch import TorchDispatchMode
 
-from nst_engine import load_vgg, stylize
+from nst_engine import stylize
 from nst_engine.errors import (
     Cancelled,
     ImageTooSmallError,
@@ -37,12 +38,7 @@ from nst_engine.pool.wire import (
 )
 from nst_engine.pool.worker import ProgressThrottle, is_out_of_memory, run_job
 from nst_engine.types import ProgressEvent, StyleOptions
-from tests.test_pool_helpers import SHARED_ENV, STYLE, noise_image
-
-
-@pytest.fixture(scope="module")
-def model() -> Any:
-    return load_vgg("random", "cpu")
+from tests.pool.helpers import SHARED_ENV, STYLE, noise_image
 
 
 def spec(content: Image.Image, seq: int = 1, **options: Any) -> RunMessage:
@@ -96,6 +92,34 @@ def test_out_of_memory_is_retried_once_at_a_smaller_size_and_noted(model: Any) -
     outcome, _ = run(spec(noise_image(64, 56, 4), size=56, iterations=3), model, stylize=fake_gpu)
     assert isinstance(outcome, Done), outcome
     assert fake_gpu.sizes == [56, 39]
+    assert outcome.image.to_pil().size == (39, 34)
+    assert outcome.summary.notes == ("retried at 39 px after running out of memory at 56 px",)
+
+
+class CpuMemoryAbove(TorchDispatchMode):
+    """While active, every convolution over an input wider or taller than ``limit`` px first asks torch's CPU
+    allocator for more bytes than any machine has: the allocator's own failure, raised inside the real engine."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+        self.refused = 0
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        if "convolution" in str(func) and max(args[0].shape[-2:]) > self.limit:
+            self.refused += 1
+            torch.empty(2**62, dtype=torch.uint8)  # raises: DefaultCPUAllocator: can't allocate memory
+        return func(*args, **(kwargs or {}))
+
+
+def test_a_real_cpu_allocation_failure_is_retried_at_a_smaller_size(model: Any) -> None:
+    """The worker's own job function and the real engine on the CPU; the allocator fails for real at 56 px, never at
+    the retry's 39 px, so the outcome depends only on the retry path (the capped-memory run: ``make gpu-check``)."""
+    cpu = CpuMemoryAbove(limit=48)
+    with cpu:
+        outcome, _ = run(spec(noise_image(64, 56, 4), size=56, iterations=2), model)
+    assert isinstance(outcome, Done), outcome
+    assert cpu.refused == 1  # the first attempt's first convolution at full size, and none at the retry
     assert outcome.image.to_pil().size == (39, 34)
     assert outcome.summary.notes == ("retried at 39 px after running out of memory at 56 px",)
 

@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks.soak import HOSTILE, PRESETS, SHORT, make_plan
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = [pytest.mark.soak, pytest.mark.e2e]
 
@@ -34,6 +34,7 @@ def test_the_plan_covers_every_kind_of_request():
     assert make_plan(SHORT, seed=13) == plan  # seeded: the same plan every time
 
 
+@pytest.mark.timeout(540)  # the run's own limit (480 s) and time to read its report
 def test_short_soak_run(tmp_path):
     out = tmp_path / "soak.json"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}

@@ -9,15 +9,10 @@ import pytest
 import torch
 from PIL import Image
 
-from nst_engine import load_vgg, stylize
+from nst_engine import stylize
 from nst_engine.device import bf16_supported
 from nst_engine.presets import STYLE_LAYERS
 from nst_engine.style_cache import StyleTargetCache, image_digest
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_vgg("random", "cpu")
 
 
 def _picture(width: int, height: int, seed: int) -> Image.Image:

@@ -17,18 +17,12 @@ from nst_engine import (
     ProgressEvent,
     StyleOptions,
     evaluate_losses,
-    load_vgg,
     plan_scales,
     stylize,
 )
 from nst_engine.engine import check_options
 from nst_engine.optimize import Run, optimize_lbfgs
 from nst_engine.options import Scale
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_vgg("random", "cpu")
 
 
 def _gradient(width: int, height: int) -> Image.Image:

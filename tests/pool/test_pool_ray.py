@@ -20,9 +20,9 @@ import pytest
 
 from nst_engine.errors import PoolClosedError, WeightsError, WorkerCrashedError
 from nst_engine.pool import ProcessPoolBackend, RayBackend, backend_from_env
-from tests.test_pool_helpers import LONG_JOB, SHARED_ENV, request
+from tests.pool.helpers import LONG_JOB, SHARED_ENV, request, wait_running
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_importing_the_pool_and_the_ray_backend_needs_neither_torch_nor_ray() -> None:
@@ -95,12 +95,6 @@ def test_both_backends_read_the_shared_settings_and_refuse_the_same_nonsense(
             backend(device="cpu", **bad)  # type: ignore[arg-type]
 
 
-async def wait_running(job: Any, timeout: float = 60.0) -> None:
-    async with asyncio.timeout(timeout):
-        async for _ in job.events():
-            return
-
-
 async def test_one_actor_per_gpu_and_slots_follow_machines_joining_and_leaving(
     ray_cluster: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -127,7 +121,7 @@ async def test_one_actor_per_gpu_and_slots_follow_machines_joining_and_leaving(
         assert extra.node_id in {p.node_id for p in backend.placements}
 
         jobs = [backend.submit(request(LONG_JOB)) for _ in range(3)]
-        await asyncio.gather(*(wait_running(j) for j in jobs))
+        await asyncio.gather(*(wait_running(j, step=0) for j in jobs))
         [lost] = [j for j in jobs if j.worker is not None and f"node {extra.node_id[:8]}" in j.worker]
         await asyncio.to_thread(ray_cluster.remove_node, extra)
         left = time.monotonic()
@@ -151,7 +145,7 @@ LOCAL_SCRIPT = textwrap.dedent(
     import asyncio, json, os, sys, time
     sys.path.insert(0, {root!r})
     from nst_engine.pool import RayBackend
-    from tests.test_pool_helpers import process_gone, request
+    from tests.pool.helpers import process_gone, request
 
     def descendants(root):
         children = {{}}

@@ -7,7 +7,7 @@ import aiohttp
 from bot.ops.health import MetricsServer
 from bot.ops.metrics import BotMetrics, instrument
 from tests.e2e.bot_harness import E2E, fake, is_error, is_result, make_settings, png, pool, running_bot
-from tests.metrics_text import sample, total
+from tests.ops.metrics_text import sample, total
 
 pytestmark = E2E
 __all__ = ["fake", "pool"]  # fixtures

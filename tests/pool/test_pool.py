@@ -21,7 +21,7 @@ from nst_engine.errors import (
 )
 from nst_engine.pool import JobHandle, PoolJob, ProcessPoolBackend, StyleBackend, StyleRequest
 from nst_engine.types import StyleOptions
-from tests.test_pool_helpers import CONTENT, LONG_JOB, STYLE, alive, process_gone, request
+from tests.pool.helpers import CONTENT, LONG_JOB, STYLE, alive, process_gone, request, wait_running
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -41,15 +41,6 @@ async def pool() -> AsyncIterator[ProcessPoolBackend]:
     await backend.start()
     yield backend
     await backend.close()
-
-
-async def wait_running(job: PoolJob, step: int = 1, timeout: float = 30.0) -> None:
-    """Wait until the job has reported ``step`` iterations."""
-    async with asyncio.timeout(timeout):
-        async for event in job.events():
-            if event.step >= step:
-                return
-    raise AssertionError(f"job {job.job_id} ended ({job.state}) before step {step}")
 
 
 async def test_pool_implements_the_protocol(pool: ProcessPoolBackend) -> None:
@@ -172,7 +163,7 @@ async def test_close_with_every_worker_busy_cancels_all_and_leaves_no_process(po
     await asyncio.gather(*(wait_running(j) for j in jobs[:2]))
     started = time.perf_counter()
     await pool.close(timeout=3)
-    assert time.perf_counter() - started < 4
+    assert time.perf_counter() - started < 10  # the 3 s grace, then a kill: not the minutes LONG_JOB runs
     assert [j.state for j in jobs] == ["cancelled"] * 5
     assert all(j.steps < LONG_JOB for j in jobs)
     assert not [p for p in multiprocessing.active_children() if p.pid in pids]

@@ -6,17 +6,12 @@ import pytest
 import torch
 from torch import nn
 
-from nst_engine import kernels, load_vgg
+from nst_engine import kernels
 from nst_engine.losses import gram_matrix
 from nst_engine.presets import CONTENT_LAYER, STYLE_LAYERS
 from nst_engine.vgg import LAYER_INDEX
 
 LAYERS = (*STYLE_LAYERS, CONTENT_LAYER)
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_vgg("random", "cpu")
 
 
 def _plain(trunk: nn.Sequential, model, x: torch.Tensor, layers: tuple[str, ...], dtype) -> dict[str, torch.Tensor]:

@@ -14,9 +14,9 @@ import pytest
 
 from nst_engine.errors import PoolClosedError, WeightsError
 from nst_engine.pool import ProcessPoolBackend
-from tests.test_pool_helpers import process_gone, request
+from tests.pool.helpers import process_gone, request
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def our_children(pids: set[int]) -> list[multiprocessing.process.BaseProcess]:
