@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 
 import torch
-import torchvision
 from torch import nn
 
 from nst_engine import kernels
@@ -18,6 +17,9 @@ LAYER_INDEX: dict[str, int] = {
     "relu4_1": 20, "relu4_2": 22, "relu4_3": 24, "relu4_4": 26,
     "relu5_1": 29, "relu5_2": 31, "relu5_3": 33, "relu5_4": 35,
 }  # fmt: skip
+
+# VGG19's convolutions by output channels, 0 for a 2x2 max-pool (Simonyan & Zisserman's configuration E).
+VGG19_WIDTHS = (64, 64, 0, 128, 128, 0, 256, 256, 256, 256, 0, 512, 512, 512, 512, 0, 512, 512, 512, 512, 0)
 
 # torchvision's ImageNet normalisation; both supported weight sets expect it.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -115,13 +117,16 @@ def _block(trunk: nn.Sequential, idx: int, x: torch.Tensor, wanted: dict[int, st
 def build_features(depth: int) -> nn.Sequential:
     """An untrained VGG19 trunk with ``depth`` modules (cut after the deepest layer that will be loaded).
 
-    Built from torchvision's layer configuration rather than ``vgg19()``, whose 120M-parameter classifier would
-    take over a second to initialise only to be thrown away.
+    The same modules, in the same order, as torchvision's ``vgg19().features`` (so its state_dicts load), built here
+    rather than imported: importing torchvision costs every worker process over a second, and ``vgg19()``'s
+    120M-parameter classifier would take another to initialise only to be thrown away.
     """
-    try:
-        from torchvision.models.vgg import cfgs, make_layers
-
-        features = make_layers(cfgs["E"], batch_norm=False)
-    except (ImportError, KeyError):  # torchvision moved its internals: fall back to the public constructor
-        features = torchvision.models.vgg19(weights=None).features
-    return features[:depth]
+    layers: list[nn.Module] = []
+    channels = 3
+    for width in VGG19_WIDTHS:
+        if width == 0:
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+        else:
+            layers += [nn.Conv2d(channels, width, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+            channels = width
+    return nn.Sequential(*layers[:depth])

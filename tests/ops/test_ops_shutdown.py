@@ -81,7 +81,8 @@ async def test_sigterm_with_a_short_grace_tells_the_user_and_exits_0(tmp_path):
             status = await start_job(fake, bot)
             bot.signal(signal.SIGINT)
             assert await bot.wait(timeout=60) == 0, bot.output
-        assert "interrupted" in embed_text(status).lower() or "restarting" in embed_text(status), embed_text(status)
+        told = "interrupted" in embed_text(status).lower() or "restarting" in embed_text(status)
+        assert told, embed_text(status) + "\n" + bot.output
         assert not status.custom_ids(), "the interrupted job's status still has buttons"
         assert not any(is_result(m) for m in fake.bot_messages())
         assert "Traceback" not in bot.output
