@@ -53,18 +53,27 @@ def sample_images() -> Path:
     return SAMPLE_IMAGES
 
 
+def _uses_ray(item: pytest.Item) -> bool:
+    """The session's Ray as a fixture, or a backend parametrised as "ray" (which asks for that fixture itself)."""
+    callspec = getattr(item, "callspec", None)
+    return "ray_cluster" in getattr(item, "fixturenames", ()) or (
+        callspec is not None and "ray" in list(callspec.params.values())
+    )
+
+
 def _shares_a_module_fixture(item: pytest.Item) -> bool:
     info = getattr(item, "_fixtureinfo", None)
     definitions = info.name2fixturedefs.values() if info is not None else ()
     return any(d.scope in ("module", "package") for defs in definitions for d in defs)
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which turns the marks into groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Groups for pytest-xdist's ``--dist loadgroup``: every test that uses the session's Ray runs on one worker, so
     the machine holds one local Ray (tests/ray_session.py), never one per worker; the tests of a module that share a
     module-wide set-up (a worker pool, a model) stay together, so that set-up is made once."""
     for item in items:
-        if "ray_cluster" in getattr(item, "fixturenames", ()):
+        if _uses_ray(item):
             item.add_marker(pytest.mark.xdist_group("ray"))
         elif _shares_a_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
