@@ -71,12 +71,14 @@ def _shares_a_module_fixture(item: pytest.Item) -> bool:
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Groups for pytest-xdist's ``--dist loadgroup``: every test that uses the session's Ray runs on one worker, so
     the machine holds one local Ray (tests/ray_session.py), never one per worker; the tests of a module that share a
-    module-wide set-up (a worker pool, a model) stay together, so that set-up is made once."""
+    module-wide set-up (a worker pool, a model) stay together, so that set-up is made once. The Ray tests come first:
+    together they are the longest group, and started first they run beside everything else instead of after it."""
     for item in items:
         if _uses_ray(item):
             item.add_marker(pytest.mark.xdist_group("ray"))
         elif _shares_a_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
+    items.sort(key=lambda item: not _uses_ray(item))  # stable: the rest keep their order
 
 
 def _skip_reason(report: Any) -> str:
