@@ -35,16 +35,9 @@ GENERIC_ERROR = GENERIC
 
 def build_backend(settings: Settings) -> StyleBackend:
     """The default backend: a local process pool or a Ray cluster (NST_BACKEND), configured from the settings."""
-    from nst_engine.pool import backend_from_env
+    from nst_engine.pool import backend_from_settings
 
-    return backend_from_env(
-        settings.nst_backend, ray_address=settings.ray_address, cpus_per_worker=settings.nst_cpus_per_worker,
-        workers=settings.nst_workers,
-        device=settings.nst_device,
-        weights=settings.nst_weights,
-        job_timeout=settings.nst_job_timeout,
-        max_queue=settings.nst_max_queue,
-    )
+    return backend_from_settings(settings)
 
 
 class StyleBot(commands.Bot):
