@@ -47,9 +47,9 @@ def load_settings() -> Settings | str:
     try:
         settings = Settings()
     except ValidationError as exc:
-        from bot.ops.doctor import settings_problem
+        from nst_engine.pool.settings import describe_settings_error
 
-        return f"Invalid settings in the environment or .env: {settings_problem(exc)}."
+        return f"Invalid settings in the environment or .env: {describe_settings_error(exc)}."
     if settings.discord_token is None or not settings.discord_token.get_secret_value().strip():
         return NO_TOKEN
     return settings

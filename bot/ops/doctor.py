@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from bot.config import Settings
 from bot.ops.invite import invite_url
+from nst_engine.pool.settings import describe_settings_error
 
 PORTAL = "Discord Developer Portal → your application → Bot"
 GATEWAY_MESSAGE_CONTENT = 1 << 18
@@ -44,10 +45,6 @@ class Check:
         mark = "skip" if self.skipped else ("ok" if self.ok else "FAIL")
         text = f"[{mark:>4}] {self.name}: {self.detail}"
         return f"{text} — fix: {self.fix}" if self.fix and not self.ok else text
-
-
-def settings_problem(exc: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors())
 
 
 def check_token(settings: Settings) -> tuple[Check, int | None]:
@@ -179,7 +176,7 @@ async def run_checks(
     try:
         settings = settings_factory()
     except ValidationError as exc:
-        return [Check("settings", False, settings_problem(exc), "correct these in .env or the environment"),
+        return [Check("settings", False, describe_settings_error(exc), "correct these in .env or the environment"),
                 Check("other checks", False, "not run: the settings must load first", skipped=True)], None
     checks = [Check("settings", True, "loaded from the environment and .env")]
     token_check, app_id = check_token(settings)
