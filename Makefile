@@ -58,7 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.pool_overhead
 	$(BIN)/python -m benchmarks.ray_overhead
 
-# The picture of /style-gallery list in the README: the built-in paintings and a sample server gallery.
+# The picture of /style-gallery list in docs/usage.md: the built-in paintings and a sample server gallery.
 gallery-sheet: $(STAMP)
 	$(BIN)/python -m bot.gallery.sheet docs/images/gallery-sheet.jpg --server "Art Club" \
 		--painting "Our Mascot=$(SHARED_IMAGES)/content/chelsea.png" \
@@ -74,7 +74,7 @@ gallery: $(STAMP)
 gpu-check: $(STAMP)
 	$(BIN)/python -m benchmarks.gpu_check --output out/gpu-check.txt
 
-# The soak run: 200+ requests with every fault against the real bot and worker pool (a few minutes; README: Reliability).
+# The soak run: 200+ requests with every fault against the real bot and worker pool (a few minutes; docs/reliability.md).
 soak: $(STAMP)
 	$(BIN)/python -m benchmarks.soak
 

@@ -954,7 +954,7 @@ def print_report(report: Report, config: PlanConfig, seed: int, wall: float) -> 
 
 
 def markdown(f: dict[str, Any], config: PlanConfig, seed: int, wall: float) -> str:
-    """The figures as the README's table."""
+    """The figures as the table in docs/reliability.md."""
     lag = f["loop_lag_ms"]
     rows = [
         ("requests", f"{f['requests']} from {f['users']} users in {f['servers']} servers (seed {seed}), "
@@ -994,7 +994,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, help="override the plan's number of users")
     parser.add_argument("--workers", type=int, help="worker processes (default 2)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
-    parser.add_argument("--markdown", action="store_true", help="also print the figures as the README's table")
+    parser.add_argument("--markdown", action="store_true", help="also print the figures as the table in docs/reliability.md")
     parser.add_argument("--keep", type=Path, help="keep the bot's logs, stats and database in this folder")
     args = parser.parse_args(argv)
     config = SHORT if args.short else FULL

@@ -68,7 +68,7 @@ class Settings(PoolSettings):
 
     log_level: str = "INFO"
 
-    # Operations (see README "Running it"): metrics, shutdown, sharding, log format.
+    # Operations (docs/operations.md): metrics, shutdown, sharding, log format.
     metrics_address: str = "127.0.0.1:9108"  # host:port of /metrics and /healthz; empty or "off" = no server
     shutdown_grace: float = Field(60.0, ge=0)  # seconds running jobs may finish after SIGTERM/SIGINT
     shard_count: int | Literal["auto"] | None = None  # None: one shard; "auto": Discord's recommendation

@@ -48,7 +48,7 @@ def load_vgg(weights: str | Path | None = None, device: str | torch.device | Non
     ``weights``: ``imagenet`` (default, or env NST_WEIGHTS; torchvision's download, cached), a path to a state_dict
     of ``vgg19().features`` (float16 or float32), or ``random`` (tests only). ``device``: auto | cpu | cuda | cuda:N
     (default env NST_DEVICE, else auto). On the CPU this also keeps freed memory in the process
-    (``retain_freed_memory``), so a VGG pass stops page-faulting its activations in afresh (README: Speed).
+    (``retain_freed_memory``), so a VGG pass stops page-faulting its activations in afresh (docs/performance.md).
     """
     target = resolve_device(device)
     if target.type == "cpu":

@@ -1,5 +1,5 @@
 """Named quality/speed trade-offs. Each is a size and a coarse-to-fine schedule, chosen from measurements with the
-real VGG19 weights (README: Speed and quality; ``python -m benchmarks.schedules`` compares them with the Adam
+real VGG19 weights (docs/performance.md; ``python -m benchmarks.schedules`` compares them with the Adam
 schedules they replaced)."""
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ class PoolSettings(EngineSettings):
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True)
 
-    nst_backend: BackendKind = "process"  # process: worker processes here; ray: Ray actors (README "Scaling out")
+    nst_backend: BackendKind = "process"  # process: worker processes here; ray: Ray actors (docs/scaling-out.md)
     nst_workers: Annotated[int, Field(ge=1)] | Literal["auto"] = "auto"  # auto: one per GPU (see the backends)
     nst_job_timeout: float = Field(600.0, gt=0)
     nst_max_queue: int = Field(32, ge=0)
