@@ -7,6 +7,8 @@
 
 Importing the package does not import torch: ``load_vgg``, ``stylize`` and ``evaluate_losses`` load the engine on
 first use, so front ends that only check options (the bot) start fast and need no GPU stack.
+
+Owns everything about making one picture (and ``pool/``, running jobs in workers); imports nothing of the bot.
 """
 
 from __future__ import annotations

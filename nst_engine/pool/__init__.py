@@ -10,6 +10,8 @@
 cluster of GPU machines; both are transports under one job lifecycle (``core.BackendCore``) and hand out the same
 ``PoolJob``. Importing this package imports neither torch nor ray: the workers and actors do. The settings (NST_*,
 from the environment and ``.env``) are ``settings.PoolSettings``.
+
+May import the engine (``nst_engine``); the bot imports the pool, never the other way round.
 """
 
 from nst_engine.pool.factory import backend_from_env, backend_from_settings
