@@ -68,3 +68,11 @@ def test_only_the_bot_itself_imports_the_cogs_and_operations() -> None:
         if not path.is_relative_to(BOT / "cogs"):
             bad |= {n for n in imports(path) if n.startswith("bot.cogs")}
         assert not bad, f"{path.relative_to(BOT.parent)} imports {sorted(bad)}"
+
+
+def test_the_engine_imports_nothing_of_the_bot() -> None:
+    """nst_engine is a library the bot uses: an import the other way would tie the library to Discord."""
+    engine = BOT.parent / "nst_engine"
+    bad = [f"{p.relative_to(BOT.parent)} imports {n}" for p in sorted(engine.rglob("*.py"))
+           for n in sorted(imports(p)) if n == "bot" or n.startswith("bot.")]  # fmt: skip
+    assert bad == []
