@@ -8,6 +8,7 @@ the message goes to the user's DMs instead, saying why.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 TOKEN_LIFETIME = 15 * 60.0
 TOKEN_MARGIN = 45.0  # stop using the token a little early: a long upload must finish before it expires
+NOTICE_RETRY_DELAYS = (2.0, 5.0, 10.0)  # seconds before each new try of a failure notice Discord rate-limited
 UNKNOWN_MESSAGE = 10008  # Discord's code for a message that no longer exists (e.g. deleted by a moderator)
 
 
@@ -132,14 +134,23 @@ class Reporter:
         await best_effort(self.status(f"Cancelled by {by}.", embed=None, view=None))
 
     async def failed(self, message: str, *, title: str) -> None:
-        """The failure in the status (and, once the interaction token has expired, in a message of its own)."""
+        """The failure in the status (and, once the interaction token has expired, in a message of its own).
+
+        A 429 that outlasts discord.py's own retries (a rate-limit storm) means nothing was posted: the notice is
+        tried again after NOTICE_RETRY_DELAYS, so the user is not left without an answer."""
         embed = render.error_embed(message, title=title)
-        try:
-            await self.status(None, embed=embed, view=None)
-            if getattr(self, "expired", False):
-                await self.send(content=self.user.mention, embeds=[embed], files=list, view=None)
-        except discord.HTTPException:
-            log.exception("could not tell user %s: %s", self.user.id, message)
+        for delay in (*NOTICE_RETRY_DELAYS, None):
+            try:
+                await self.status(None, embed=embed, view=None)
+                if getattr(self, "expired", False):
+                    await self.send(content=self.user.mention, embeds=[embed], files=list, view=None)
+                return
+            except discord.HTTPException as exc:
+                if exc.status != 429 or delay is None:
+                    log.exception("could not tell user %s: %s", self.user.id, message)
+                    return
+                log.warning("telling user %s was rate limited; trying again in %g s", self.user.id, delay)
+                await asyncio.sleep(delay)
 
     def _done_text(self, sent: discord.Message | None) -> str:
         moved = sent is not None and self.dm_reason and isinstance(sent.channel, discord.DMChannel)

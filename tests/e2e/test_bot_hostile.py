@@ -325,3 +325,14 @@ async def test_without_embed_links_refusals_and_results_still_say_their_text(fak
         assert fake.member in result.mentions
         assert not any(r.error_code == 50006 for r in fake.requests)
         no_traceback(fake)
+
+
+async def test_a_refusal_is_posted_even_when_rate_limits_outlast_discord_pys_retries(fake, tmp_path, pool):
+    """discord.py gives up after five 429s; the bot then tries the notice again itself, so the user still hears."""
+    async with running_bot(fake, make_settings(tmp_path), pool):
+        fake.rate_limit(r"POST /channels/\d+/messages", count=6, retry_after=0.1)
+        user_msg = await fake.post_message(fake.channel, fake.member, "!style",
+                                           attachments=[("c.png", png()), FileSpec("notes.txt", b"just text")])
+        refusal = await fake.wait_for_message(fake.channel, lambda m: m.reference_id == user_msg.id, timeout=60)
+        assert "`notes.txt` (style image) is not an image" in embed_text(refusal)
+        assert sum(r.status == 429 for r in fake.requests) == 6  # all six taken: discord.py's five, then ours
