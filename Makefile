@@ -15,7 +15,7 @@ $(BIN)/python:
 # torch and torchvision first and pinned, so pip takes the builds on this machine's disk.
 $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1 || $(BIN)/pip install -q "torch>=2.2,<2.15" "torchvision>=0.17,<0.30"
-	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q -e ".[engine,test]"
 	touch $(STAMP)
 
 install: $(STAMP)
