@@ -9,6 +9,7 @@ exit code is then 0.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import signal
 import sqlite3
@@ -55,8 +56,15 @@ def load_settings() -> Settings | str:
     return settings
 
 
+NO_ENGINE = ("NST_BACKEND=process runs the style jobs on this machine, and the engine (torch) is not installed here: "
+             "install it with pip install '.[engine]' (make install does), or set NST_BACKEND=ray to run the jobs "
+             "on a Ray cluster (docs/scaling-out.md).")
+
+
 def preflight_settings(settings: Settings) -> str | None:
     """What can be known to fail before connecting to anything (cheap checks only; ``doctor`` does the rest)."""
+    if settings.nst_backend == "process" and importlib.util.find_spec("torch") is None:
+        return NO_ENGINE  # a front-end install (no torch) with the local pool
     spec = settings.nst_weights.strip()
     if spec not in ("imagenet", "random"):
         path = Path(spec).expanduser()
@@ -73,7 +81,7 @@ def preflight_settings(settings: Settings) -> str | None:
 
 def describe_startup_failure(exc: BaseException) -> tuple[str, int]:
     """One line for the operator, and the exit code, for whatever stopped the bot from starting."""
-    from nst_engine.errors import NSTError, OptionsError, PoolError, WeightsError
+    from nst_engine.errors import ClusterSetupError, NSTError, OptionsError, PoolError, WeightsError
 
     if isinstance(exc, discord.LoginFailure):
         return ("Discord refused DISCORD_TOKEN: check the token in .env (it may have been reset; Developer Portal → "
@@ -102,7 +110,7 @@ def describe_startup_failure(exc: BaseException) -> tuple[str, int]:
     if isinstance(exc, (aiohttp.ClientError, TimeoutError)):
         return (f"The connection to Discord failed at start-up ({type(exc).__name__}: {exc or 'timed out'}); check "
                 "the network, then start again.", TRANSIENT_ERROR)
-    if isinstance(exc, WeightsError | OptionsError):
+    if isinstance(exc, WeightsError | OptionsError | ClusterSetupError):
         return f"The style workers could not start: {exc}.", CONFIG_ERROR
     if isinstance(exc, PoolError | NSTError):
         return f"The style workers could not start: {exc}.", TRANSIENT_ERROR

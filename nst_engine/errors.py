@@ -77,3 +77,8 @@ class JobFailedError(PoolError):
 
 class OutOfMemoryError(PoolError):
     """The device ran out of memory, also after one retry at a smaller size."""
+
+
+class ClusterSetupError(PoolError):
+    """The Ray cluster cannot be used as configured (no Ray node on this machine, a version mismatch, ...): the
+    operator must change something; the message says what."""

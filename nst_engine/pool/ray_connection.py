@@ -10,6 +10,9 @@ import sys
 import tempfile
 from typing import Literal
 
+from nst_engine.errors import PoolError
+from nst_engine.pool.ray_attach import check_head_reachable, node_ip_for
+
 log = logging.getLogger("nst_engine.pool.ray")
 
 LOCAL_OBJECT_STORE_BYTES = 256 * 1024 * 1024  # jobs move a few MB of PNG each; Ray's default is 30% of the RAM
@@ -28,10 +31,27 @@ def use_process_token() -> None:
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 
+def keep_sigterm_graceful() -> None:
+    """Keep Ray's crash handler off this process's signals (before Ray is imported).
+
+    Ray installs abseil's failure handler for SIGTERM too, in every driver: it prints a stack, passes the signal on,
+    and aborts the process 3 s later, cutting short the bot's graceful shutdown (``bot.ops.shutdown``) with a core
+    dump. The bot handles SIGTERM itself.
+    """
+    os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an error's text (Ray's errors often run to many lines)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
+
+
 class RayConnection:
     """This process's link to Ray (blocking calls: run them in a helper thread).
 
-    With an ``address`` it connects to that cluster and later only disconnects; without one it starts a private local
+    With an ``address`` it connects to that cluster through this machine's own Ray node (``ray_attach``: a machine
+    that has not joined is refused with the command that joins it) and later only disconnects; without one it starts a private local
     Ray (dashboard off, small object store, its own temporary folder, token authentication) and later stops it and
     removes the folder. A Ray this process is already connected to is used as it is and left alone.
     """
@@ -44,8 +64,10 @@ class RayConnection:
         self.temp_dir: str | None = None
 
     def connect(self) -> None:
-        if not self.address and "ray" not in sys.modules:
-            use_process_token()  # before Ray is imported: it reads its settings once, at import
+        if "ray" not in sys.modules:  # Ray reads these settings once, at import
+            keep_sigterm_graceful()
+            if not self.address:
+                use_process_token()
         import ray
 
         if ray.is_initialized():
@@ -53,9 +75,15 @@ class RayConnection:
             log.info("using the Ray this process is already connected to")
             return
         if self.address:
-            log.info("connecting to the Ray cluster at %s", self.address)
-            ray.init(address=self.address, logging_level=logging.WARNING)
+            # Checked first: Ray itself would abort the process in C++ without a raylet of its own here.
+            check_head_reachable(self.address)
+            node_ip = node_ip_for(self.address)
+            log.info("connecting to the Ray cluster at %s through this machine's node %s", self.address, node_ip)
             self.owns = "connected"
+            try:
+                ray.init(address=self.address, _node_ip_address=node_ip, logging_level=logging.WARNING)
+            except Exception as exc:  # Ray's own refusals (versions, authentication) come as long texts
+                raise PoolError(f"could not connect to the Ray cluster at {self.address}: {first_line(exc)}") from None
             return
         # A private temporary folder (Ray's default, /tmp/ray, is shared by every Ray of the machine's user), so
         # close() can remove all of it; the short prefix keeps Ray's socket paths under the 107-byte limit.

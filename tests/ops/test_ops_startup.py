@@ -96,3 +96,27 @@ async def test_metrics_port_in_use(tmp_path):
         code, out = await run_to_exit(tmp_path, None, METRICS_ADDRESS=f"127.0.0.1:{port}")
     assert code == 2
     assert only_line(out).startswith(f"METRICS_ADDRESS=127.0.0.1:{port}: ")
+
+
+async def test_ray_cluster_this_machine_has_not_joined(tmp_path):
+    # A head that answers (any listening port will do), and no Ray node of that cluster on this machine: Ray would
+    # abort the process in C++; the bot stops first, naming the command that joins the machine.
+    with socket.socket() as head:
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        async with serving_fake() as fake:
+            code, out = await run_to_exit(tmp_path, fake.base_url, NST_BACKEND="ray", RAY_ADDRESS=address)
+    assert code == 2
+    line = only_line(out)
+    assert line.startswith("The style workers could not start: ")
+    assert f"`ray start --address={address} --num-cpus=0 --num-gpus=0`" in line
+
+
+async def test_ray_head_that_does_not_answer(tmp_path, unused_tcp_port):
+    async with serving_fake() as fake:
+        code, out = await run_to_exit(tmp_path, fake.base_url, NST_BACKEND="ray",
+                                      RAY_ADDRESS=f"127.0.0.1:{unused_tcp_port}")
+    assert code == 1
+    assert only_line(out).startswith(f"The style workers could not start: the Ray head at 127.0.0.1:{unused_tcp_port} "
+                                     "(RAY_ADDRESS) does not answer (Connection refused)")
