@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from nst_engine.pool.versions import Versions, running_versions
 from nst_engine.pool.wire import (
     Done,
     ErrorInfo,
@@ -65,7 +66,7 @@ class StyleActor:
     torch's default, which Ray bounds by the CPUs the slot reserved).
     """
 
-    def __init__(self, device: str, weights: str | None, threads: int | None, progress_interval: float) -> None:
+    def __init__(self, device: str, threads: int | None, weights: str | None, progress_interval: float) -> None:
         self._device_spec = device
         self._weights = weights
         self._threads = threads
@@ -73,6 +74,12 @@ class StyleActor:
         self._model: object = None
         self._stop_seq = 0
         self._forever = threading.Event()
+
+    def versions(self) -> tuple[Versions, str]:
+        """What this actor runs, and on which machine (the backend compares before anything is loaded)."""
+        import ray
+
+        return running_versions(), f"{ray.util.get_node_ip_address()} ({socket.gethostname()})"
 
     def load(self) -> ActorPlacement | ActorLoadFailed:
         """Load the weights (once); what a slot waits for before it takes jobs."""

@@ -6,7 +6,7 @@ so Ray places one actor per GPU. A job's progress comes back as a stream (an act
 PNG bytes. With an ``address`` (RAY_ADDRESS) the backend joins that cluster and only disconnects on close; without
 one it starts a private local Ray and stops it on close. ``workers="auto"`` follows the cluster, checked every
 ``rescan`` seconds: one slot per GPU, or without GPUs one per ``cpus_per_worker`` CPUs; the log says when it changes.
-An actor that dies (its process killed, its machine gone) fails only the job it ran, naming the machine.
+An actor that dies fails only the job it ran, naming the machine; an actor of another version is refused.
 """
 
 from __future__ import annotations
@@ -18,20 +18,24 @@ import math
 from collections.abc import Callable
 from typing import Any, Literal
 
-from nst_engine.errors import JobFailedError, PoolError
+from nst_engine.errors import ClusterSetupError, JobFailedError, PoolError
 from nst_engine.pool.core import RESPAWN_ATTEMPTS, BackendCore
 from nst_engine.pool.job import PoolJob
-from nst_engine.pool.ray_actor import ACTOR_CONCURRENCY, ActorLoadFailed, ActorPlacement, StyleActor
+from nst_engine.pool.ray_actor import ActorLoadFailed, ActorPlacement, StyleActor
+from nst_engine.pool.ray_attach import head_lost_report
 from nst_engine.pool.ray_connection import RayConnection
 from nst_engine.pool.ray_slot import (
     ActorSlot,
+    actor_arguments,
     cluster_size,
     how_actor_died,
     is_actor_death,
     pack_for_actor,
     slots_wanted,
+    spare_slots,
 )
 from nst_engine.pool.settings import or_setting
+from nst_engine.pool.versions import mismatch, running_versions
 from nst_engine.pool.wire import Done, ErrorInfo, Failed, Progress, decode_load_error
 from nst_engine.types import StyleResult
 
@@ -102,6 +106,8 @@ class RayBackend(BackendCore[ActorSlot]):
         self._monitor: asyncio.Task[None] | None = None
         self._reconciling: asyncio.Task[None] | None = None
         self._load_failures: list[Exception] = []  # weights that would not load, in a row
+        self._versions = running_versions()
+        self._refused: list[ClusterSetupError] = []  # actors that run another version of the project or of Ray
         self._last_size = 0.0  # the cluster's GPUs (or CPUs, for CPU slots) at the last check
 
     @property
@@ -137,14 +143,9 @@ class RayBackend(BackendCore[ActorSlot]):
             await self.close(timeout=5)
             raise
         self._monitor = asyncio.ensure_future(self._watch_cluster())
-        log.info(
-            "Ray backend ready: %d of %d actor(s) loaded, %s slots, weights=%s, cluster %s",
-            self.slots_ready,
-            len(self._slots),
-            "GPU" if self.gpu_slots else f"CPU ({self.cpus_per_worker:g} each)",
-            self.weights,
-            self.address or "local",
-        )
+        kind = "GPU" if self.gpu_slots else f"CPU ({self.cpus_per_worker:g} each)"
+        log.info("Ray backend ready: %d of %d actor(s) loaded, %s slots, weights=%s, cluster %s", self.slots_ready,
+                 len(self._slots), kind, self.weights, self.address or "local")
 
     async def wait_slots(self, count: int, timeout: float) -> None:
         """Wait until exactly ``count`` slots are loaded and none is starting (tests and operators' scripts)."""
@@ -186,7 +187,7 @@ class RayBackend(BackendCore[ActorSlot]):
             raise
         except Exception as exc:
             if is_actor_death(exc):
-                self._on_death(slot, exc)
+                await self._on_death(slot, exc)
             else:
                 self._job_unsent(slot, job, exc)
             return
@@ -198,11 +199,13 @@ class RayBackend(BackendCore[ActorSlot]):
     def _kill(self, slot: ActorSlot) -> None:
         slot.kill()
 
-    def _on_death(self, slot: ActorSlot, exc: BaseException) -> None:
+    async def _on_death(self, slot: ActorSlot, exc: BaseException) -> None:
         """The slot's actor is gone: fail (or end as told) its job, and put a new actor in its place."""
         if slot not in self._slots or self._closing:
             return
-        how = how_actor_died(exc)
+        how = await asyncio.to_thread(how_actor_died, exc, slot.placement)
+        if slot not in self._slots or self._closing:
+            return
         (log.warning if slot.placement is not None else log.info)("%s died: %s", slot.where, how)
         self._slot_died(
             slot,
@@ -230,19 +233,8 @@ class RayBackend(BackendCore[ActorSlot]):
     # Slots ------------------------------------------------------------------------------------------------------
 
     def _add_slot(self, restarts: int = 0) -> ActorSlot:
-        threads = None if self.gpu_slots else max(1, int(self.cpus_per_worker))
-        options: dict[str, Any] = {
-            "num_cpus": self.cpus_per_worker,
-            "num_gpus": 1 if self.gpu_slots else 0,
-            "max_concurrency": ACTOR_CONCURRENCY,
-            "max_restarts": 0,  # the pool replaces a dead actor itself, where the cluster still has room
-        }
-        actor = self._actor_class.options(**options).remote(
-            "cuda" if self.gpu_slots and self.device == "cuda" else ("cpu" if not self.gpu_slots else "auto"),
-            self.weights,
-            threads,
-            self.progress_interval,
-        )
+        options, arguments = actor_arguments(self.gpu_slots, self.device, self.cpus_per_worker)
+        actor = self._actor_class.options(**options).remote(*arguments, self.weights, self.progress_interval)
         slot = ActorSlot(self._next_index, actor, "gpu" if self.gpu_slots else "cpu", restarts)
         self._next_index += 1
         self._slots.append(slot)
@@ -252,10 +244,15 @@ class RayBackend(BackendCore[ActorSlot]):
 
     async def _load(self, slot: ActorSlot) -> None:
         try:
+            theirs, where = await slot.actor.versions.remote()
+            refusal = mismatch(where, theirs, self._versions)
+            if refusal is not None:
+                self._refuse(slot, refusal)
+                return
             outcome = await slot.actor.load.remote()
         except Exception as exc:
             if is_actor_death(exc):
-                self._on_death(slot, exc)
+                await self._on_death(slot, exc)
             else:
                 log.exception("%s could not be loaded", slot.where)
                 self._drop(slot, replace_after=REPLACE_BACKOFF)
@@ -290,12 +287,20 @@ class RayBackend(BackendCore[ActorSlot]):
         self._notify()
         self._dispatch()
 
+    def _refuse(self, slot: ActorSlot, refusal: str) -> None:
+        """Keep an actor of another version out of service, holding its place (none other lands there) while it lives."""
+        log.error("%s", refusal)
+        slot.state = "broken"
+        self._refused.append(ClusterSetupError(refusal))
+        slot.spawn(self._watch(slot))
+        self._notify()
+
     async def _watch(self, slot: ActorSlot) -> None:
         """Learn of the actor's death even while it is idle (``watch`` only returns by failing)."""
         try:
             await slot.actor.watch.remote()
         except Exception as exc:
-            self._on_death(slot, exc)
+            await self._on_death(slot, exc)
 
     async def _wait_first_ready(self) -> None:
         try:
@@ -303,6 +308,8 @@ class RayBackend(BackendCore[ActorSlot]):
                 while self.slots_ready == 0:
                     if self._load_failures:
                         raise self._load_failures[0]
+                    if self._refused and all(s.state == "broken" for s in self._slots):
+                        raise self._refused[-1]
                     if not self._slots:
                         raise PoolError("the Ray cluster has no room for a style actor (no GPU and no CPU to reserve)")
                     await self._changed.wait()
@@ -335,11 +342,15 @@ class RayBackend(BackendCore[ActorSlot]):
             self._notify()  # wait_ready waits for this task too
 
     async def _watch_cluster(self) -> None:
-        """Every ``rescan`` seconds, match the number of slots to the cluster (machines join and leave)."""
+        """Every ``rescan`` seconds: is the head there (``head_lost_report``), and how many slots the cluster wants."""
+        head_lost = False
         while not self._closing:
             await asyncio.sleep(self.rescan)
             try:
-                await self._reconcile()
+                head_lost = self.address is not None and await asyncio.to_thread(
+                    head_lost_report, self.address, head_lost, log)
+                if not head_lost:
+                    await self._reconcile()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -361,10 +372,7 @@ class RayBackend(BackendCore[ActorSlot]):
             for _ in range(target - have):
                 self._add_slot(restarts)
         elif target < have:
-            # Shrink: slots still waiting for a place first, then idle ones; a busy slot finishes its job first.
-            order = {"starting": 0, "broken": 0, "dead": 0, "idle": 1, "busy": 2}
-            spare = sorted((s for s in self._slots if s.job is None), key=lambda s: order[s.state])
-            for slot in spare[: have - target]:
+            for slot in spare_slots(self._slots, have - target):
                 self._slots.remove(slot)
                 slot.retire()
         size = cluster_size(resources, self.gpu_slots)

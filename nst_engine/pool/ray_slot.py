@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import socket
 from collections.abc import Coroutine
 from typing import Any
 
@@ -11,8 +12,10 @@ from nst_engine.pool.core import Slot
 from nst_engine.pool.job import PoolJob
 from nst_engine.pool.prepare import shrink_request_images
 from nst_engine.pool.protocol import WorkerInfo
-from nst_engine.pool.ray_actor import ActorPlacement
+from nst_engine.pool.ray_actor import ACTOR_CONCURRENCY, ActorPlacement
 from nst_engine.pool.wire import PngImage, RunMessage
+
+NODE_CHECK_TIMEOUT = 2.0  # seconds for a dead actor's machine to accept a connection
 
 
 class ActorSlot(Slot):
@@ -73,14 +76,35 @@ def is_actor_death(exc: BaseException) -> bool:
     return isinstance(exc, ray.exceptions.RayActorError)
 
 
-def how_actor_died(exc: BaseException) -> str:
-    """How an actor died, in words, from the error its caller got."""
+def how_actor_died(exc: BaseException, placement: ActorPlacement | None) -> str:
+    """How an actor died, in words, from the error its caller got and whether its machine's Ray still answers (the
+    caller hears of the process's death seconds before the cluster counts a machine switched off as gone).
+    Blocking: run it in a helper thread."""
     text = str(exc)
     if "node has died" in text or "node was terminated" in text:
         return "its machine left the cluster or died"
+    if placement is not None and not node_answers(placement.node_id):
+        return "its machine left the cluster or died (its Ray node no longer answers)"
     if "ray.kill" in text:
         return "it was stopped by the pool"
     return "its process died (often the system's out-of-memory killer)"
+
+
+def node_answers(node_id: str, timeout: float = NODE_CHECK_TIMEOUT) -> bool:
+    """True when the Ray node ``node_id`` accepts a connection on its node manager port (or is not known)."""
+    import ray
+
+    try:
+        node = next((n for n in ray.nodes() if n.get("NodeID") == node_id), None)
+    except Exception:  # the cluster's state is out of reach (its head is gone): nothing to tell
+        return True
+    if node is None or not node.get("Alive", False):
+        return node is None
+    try:
+        with socket.create_connection((node["NodeManagerAddress"], int(node["NodeManagerPort"])), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def pack_for_actor(job: PoolJob) -> RunMessage:
@@ -108,3 +132,23 @@ def slots_wanted(resources: dict[str, float], fixed: int | None, gpu_slots: bool
     if gpu_slots:
         return int(resources.get("GPU", 0))
     return max(1, int(resources.get("CPU", 0) // cpus_per_worker))
+
+
+def actor_arguments(gpu_slots: bool, device: str, cpus_per_worker: float) -> tuple[dict[str, Any], tuple[Any, ...]]:
+    """A slot's actor: its Ray options (the resources it reserves) and its device and torch threads."""
+    options: dict[str, Any] = {
+        "num_cpus": cpus_per_worker,
+        "num_gpus": 1 if gpu_slots else 0,
+        "max_concurrency": ACTOR_CONCURRENCY,
+        "max_restarts": 0,  # the pool replaces a dead actor itself, where the cluster still has room
+    }
+    if not gpu_slots:
+        return options, ("cpu", max(1, int(cpus_per_worker)))
+    return options, ("cuda" if device == "cuda" else "auto", None)
+
+
+def spare_slots(slots: list[ActorSlot], count: int) -> list[ActorSlot]:
+    """The ``count`` slots to retire when the cluster shrinks: those without a place (or refused) first, then idle
+    ones; a busy slot finishes its job first."""
+    order = {"starting": 0, "broken": 0, "dead": 0, "idle": 1, "busy": 2}
+    return sorted((s for s in slots if s.job is None), key=lambda s: order[s.state])[:count]

@@ -33,6 +33,7 @@ class PoolSettings(EngineSettings):
     nst_stop_grace: float = Field(10.0, ge=0)
     ray_address: str | None = None  # Ray's own variable: the cluster to join; unset = a local Ray on this machine
     nst_cpus_per_worker: float = Field(1.0, gt=0)  # Ray: CPUs each slot reserves (and a CPU slot's threads)
+    nst_cluster_rescan: float = Field(15.0, gt=0)  # Ray: seconds between checks of the cluster's size
 
     @field_validator("nst_backend", mode="before")
     @classmethod
@@ -73,6 +74,7 @@ class PoolSettings(EngineSettings):
         "nst_start_timeout",
         "nst_stop_grace",
         "nst_cpus_per_worker",
+        "nst_cluster_rescan",
         mode="before",
     )
     @classmethod
@@ -134,5 +136,9 @@ def backend_arguments(settings: PoolSettings, kind: BackendKind) -> dict[str, An
         "stop_grace": settings.nst_stop_grace,
     }
     if kind == "ray":
-        return arguments | {"cpus_per_worker": settings.nst_cpus_per_worker, "address": settings.ray_address}
+        return arguments | {
+            "cpus_per_worker": settings.nst_cpus_per_worker,
+            "address": settings.ray_address,
+            "rescan": settings.nst_cluster_rescan,
+        }
     return arguments | {"threads_per_worker": settings.nst_threads_per_worker}

@@ -5,6 +5,7 @@ started and stopped without leftovers, choosing the backend from the environment
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -18,8 +19,9 @@ from typing import Any
 
 import pytest
 
-from nst_engine.errors import PoolClosedError, WeightsError, WorkerCrashedError
+from nst_engine.errors import ClusterSetupError, PoolClosedError, WeightsError, WorkerCrashedError
 from nst_engine.pool import ProcessPoolBackend, RayBackend, backend_from_env
+from nst_engine.pool.versions import running_versions
 from tests.pool.helpers import LONG_JOB, SHARED_ENV, request, wait_running
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -217,3 +219,17 @@ async def test_weights_that_do_not_load_make_start_fail_clearly(ray_cluster: Any
     assert backend.workers == []  # the actor was removed
     with pytest.raises(PoolClosedError):
         backend.submit(request(2))
+
+
+async def test_an_actor_of_another_version_is_refused(ray_cluster: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The actor reports its own versions (another process); this bot pretends to be another release.
+    ours = running_versions()
+    theirs = dataclasses.replace(ours, project="0.0.1")
+    monkeypatch.setattr("nst_engine.pool.ray_backend.running_versions", lambda: theirs)
+    backend = RayBackend(workers=1, device="cpu", weights="random", start_timeout=60)
+    with pytest.raises(ClusterSetupError) as caught:
+        await backend.start()
+    assert str(caught.value).startswith("the style actor on ")
+    assert f" runs nst-discord-bot {ours.project} (engine code {ours.code}), Ray {ours.ray}, " in str(caught.value)
+    assert f"but this bot runs nst-discord-bot 0.0.1 (engine code {ours.code}), Ray {ours.ray}" in str(caught.value)
+    assert [w.state for w in backend.workers] == ["broken"]  # refused before it loaded anything; start closed it
