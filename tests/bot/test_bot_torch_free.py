@@ -35,3 +35,26 @@ def test_importing_every_bot_module_leaves_torch_out() -> None:
 def test_the_probe_sees_torch_when_it_is_imported() -> None:
     # The check above can fail: the engine itself does bring torch in.
     assert probe("import nst_engine.engine")["torch"] is True
+
+
+FRONT_END = """
+import json, sys
+sys.modules["torch"] = sys.modules["torchvision"] = None  # as on a machine with only the front end installed
+from bot.__main__ import preflight_settings
+from bot.app import build_backend
+from bot.config import Settings
+settings = Settings(_env_file=None, discord_token="t", nst_backend="ray", ray_address="10.0.0.1:6379")
+backend = build_backend(settings)
+process = preflight_settings(Settings(_env_file=None, discord_token="t", nst_backend="process"))
+print(json.dumps({"backend": type(backend).__name__, "ray": preflight_settings(settings), "process": process,
+                  "torch": sys.modules["torch"] is not None}))
+"""
+
+
+def test_the_bot_on_a_ray_cluster_builds_its_backend_without_torch() -> None:
+    out = subprocess.run([sys.executable, "-c", FRONT_END], capture_output=True, text=True, timeout=120, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["backend"] == "RayBackend" and result["ray"] is None and result["torch"] is False
+    # With the local pool instead, the bot says at start-up what to install.
+    assert result["process"].startswith("NST_BACKEND=process runs the style jobs on this machine, and the engine "
+                                        "(torch) is not installed here: install it with pip install '.[engine]'")
