@@ -78,7 +78,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.xdist_group("ray"))
         elif _shares_a_module_fixture(item):
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
-    items.sort(key=lambda item: not _uses_ray(item))  # stable: the rest keep their order
+    # stable: the rest keep their order; the cluster test (tests/cluster/, minutes, its own group) starts early too
+    items.sort(key=lambda item: not (_uses_ray(item) or item.get_closest_marker("cluster") is not None))
 
 
 def _skip_reason(report: Any) -> str:

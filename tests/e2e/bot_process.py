@@ -3,7 +3,7 @@
 Run as ``python -m tests.e2e.bot_process``: it points discord.py's REST base, gateway and CDN at
 ``$FAKEDISCORD_URL`` (the same three constants ``tests.fakediscord.pointed_at`` sets in-process), optionally forces
 engine options on every job from ``$NST_TEST_ENGINE_OVERRIDES`` (JSON, like the in-process harness's
-``engine_overrides``), then runs the ``bot`` package exactly as ``python -m bot`` does.
+``engine_overrides``) and takes new ones from ``$NST_TEST_OVERRIDES_FILE`` on SIGUSR1, then runs the ``bot`` package exactly as ``python -m bot`` does.
 """
 
 from __future__ import annotations
@@ -45,6 +45,29 @@ def _force_engine_overrides(overrides: dict[str, Any]) -> None:
         original(self, *args, **kwargs)
 
     StyleBot.__init__ = init  # type: ignore[method-assign]
+
+
+def _overrides_from_file_on_sigusr1(path: str) -> None:
+    """On SIGUSR1 the running bot's job service takes the engine overrides in ``path`` (JSON) for the jobs that come
+    next, and says so on stdout (what the in-process tests do by changing ``bot.jobs.engine_overrides``)."""
+    from bot.app import StyleBot
+
+    bots: list[StyleBot] = []
+    original = StyleBot.__init__
+
+    def init(self: StyleBot, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        bots.append(self)
+
+    def reload(signum: int, frame: Any) -> None:
+        values = json.loads(Path(path).read_text())
+        for bot in bots:
+            bot.jobs.engine_overrides.clear()
+            bot.jobs.engine_overrides.update(values)
+        print(f"test engine overrides now {json.dumps(values, sort_keys=True)}", flush=True)
+
+    StyleBot.__init__ = init  # type: ignore[method-assign]
+    signal.signal(signal.SIGUSR1, reload)
 
 
 def _fast_ready() -> None:
@@ -149,5 +172,7 @@ if __name__ == "__main__":
         _fast_ready()
     if os.environ.get("NST_TEST_ENGINE_OVERRIDES"):
         _force_engine_overrides(json.loads(os.environ["NST_TEST_ENGINE_OVERRIDES"]))
+    if os.environ.get("NST_TEST_OVERRIDES_FILE"):
+        _overrides_from_file_on_sigusr1(os.environ["NST_TEST_OVERRIDES_FILE"])
     sys.argv = ["bot", *sys.argv[1:]]
     runpy.run_module("bot", run_name="__main__", alter_sys=True)
