@@ -1,7 +1,8 @@
 """``nst-bot doctor`` (``make doctor``): check everything the bot needs before it goes live, one line per check.
 
 Checks, in order: the settings parse; the token is set and shaped like a bot token; the VGG19 weights load and one
-tiny forward pass runs on the configured device; the database is writable and at the current schema version;
+tiny forward pass runs on the configured device (with a Ray cluster instead: its head answers and this machine has
+joined it); the database is writable and at the current schema version;
 Discord's API is reachable, accepts the token, and the application has the Message Content intent. Each failure
 says how to fix it; the exit code is 1 when any check failed. The invite link is printed at the end.
 """
@@ -108,6 +109,20 @@ def check_weights(settings: Settings) -> Check:
     return Check("weights", True, f"{model.source} loaded and ran on {device} in {seconds:.1f} s{note}")
 
 
+def check_cluster(address: str) -> Check:
+    """With a Ray cluster: its head answers and this machine runs a node of it (the bot's way in; no Ray import)."""
+    from nst_engine.errors import NSTError
+    from nst_engine.pool.ray_attach import check_head_reachable, node_ip_for
+
+    try:
+        check_head_reachable(address)
+        node_ip = node_ip_for(address)
+    except NSTError as exc:
+        detail, _, fix = str(exc).partition(": ")
+        return Check("ray cluster", False, detail, fix)
+    return Check("ray cluster", True, f"the head at {address} answers; this machine's node is {node_ip}")
+
+
 async def check_database(settings: Settings) -> Check:
     """Open (creating if needed), migrate and write to the database, as the bot will at start-up."""
     from bot.storage.db import SCHEMA_VERSION, Database
@@ -181,7 +196,9 @@ async def run_checks(
     checks = [Check("settings", True, "loaded from the environment and .env")]
     token_check, app_id = check_token(settings)
     checks.append(token_check)
-    if weights:
+    if settings.nst_backend == "ray" and settings.ray_address:
+        checks.append(await asyncio.to_thread(check_cluster, settings.ray_address))  # the weights load out there
+    elif weights:
         checks.append(await asyncio.to_thread(check_weights, settings))
     checks.append(await check_database(settings))
     if token_check.ok:

@@ -84,14 +84,16 @@ def node(host: Host, role: str, *args: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def bot_on(host: Host, head: Host, fake: FakeDiscord, overrides_file: Path) -> AsyncIterator[BotProcess]:
-    """The bot on ``host`` as docs/scaling-out.md starts it, pointed at the fake Discord; killed if left running."""
+async def bot_on(host: Host, head: Host, fake: FakeDiscord, overrides_file: Path, *args: str
+                 ) -> AsyncIterator[BotProcess]:
+    """The bot (``args``: ``doctor``) on ``host`` as docs/scaling-out.md starts it, pointed at the fake Discord;
+    killed if left running."""
     env = bot_env(host.home, fake.base_url, NST_BACKEND="ray", RAY_ADDRESS=f"{head.ip}:6379", NST_WORKERS="auto",
                   NST_CLUSTER_RESCAN=1, NST_JOB_TIMEOUT=300, SHUTDOWN_GRACE=60, PROGRESS_EDIT_INTERVAL=0.5)
     env |= {"RAY_AUTH_MODE": "token", "NST_TEST_ENGINE_OVERRIDES": json.dumps(QUICK),
             "NST_TEST_OVERRIDES_FILE": str(overrides_file)}
     proc = await asyncio.create_subprocess_exec(
-        *host.command([sys.executable, "-m", "tests.e2e.bot_process"]), cwd=ROOT, env=host.environment(env),
+        *host.command([sys.executable, "-m", "tests.e2e.bot_process", *args]), cwd=ROOT, env=host.environment(env),
         stdout=asyncio.subprocess.PIPE, stderr=subprocess.STDOUT)
     bot = BotProcess(proc)
     try:
@@ -136,6 +138,11 @@ async def test_the_documented_cluster(cluster: Network) -> None:
             shown.append(line)
 
         await asyncio.to_thread(node, bot_host, "bot", head.ip, bot_host.ip)
+        async with bot_on(bot_host, head, fake, overrides, "doctor") as doctor:
+            await doctor.wait(timeout=120)  # (its token check fails: the fake's token is not shaped like Discord's)
+            shown.append(await doctor.wait_for_line("ray cluster:"))
+            assert shown[-1] == f"[  ok] ray cluster: the head at {head.ip}:6379 answers; this machine's node is " \
+                                f"{bot_host.ip}"
         async with bot_on(bot_host, head, fake, overrides) as bot:
             await bot.wait_for_line(READY, timeout=180)
             shown.append(await bot.wait_for_line("Ray backend ready"))

@@ -157,3 +157,24 @@ def test_doctor_command_with_invalid_settings(tmp_path):
     assert out.returncode == 1
     assert out.stdout.splitlines()[0].startswith("[FAIL] settings: MAX_FILE_MB: Input should be a valid number")
     assert "Traceback" not in out.stdout + out.stderr
+
+
+async def test_with_a_ray_cluster_the_doctor_checks_the_way_in_instead_of_the_weights(tmp_path):
+    # The weights load on the cluster's machines; here the head must answer and this machine must have joined.
+    with socket.socket() as head:
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        checks, _ = await run_checks(settings_factory=lambda: settings(tmp_path, nst_backend="ray", ray_address=address),
+                                     api_base=f"http://127.0.0.1:{closed_port()}/api/v10")
+    cluster = by_name(checks)["ray cluster"]
+    assert "weights" not in by_name(checks) and not cluster.ok
+    assert cluster.detail == f"RAY_ADDRESS={address}, but no Ray node runs on this machine, and the bot reaches the " \
+                             "cluster through one"
+    assert cluster.fix.startswith(f"join it first with `ray start --address={address} --num-cpus=0 --num-gpus=0`")
+    port = closed_port()
+    checks, _ = await run_checks(settings_factory=lambda: settings(tmp_path, nst_backend="ray",
+                                                                   ray_address=f"127.0.0.1:{port}"),
+                                 api_base=f"http://127.0.0.1:{port}/api/v10")
+    assert by_name(checks)["ray cluster"].detail == f"the Ray head at 127.0.0.1:{port} (RAY_ADDRESS) does not answer " \
+                                                    "(Connection refused)"
