@@ -37,8 +37,13 @@ def why_no_namespaces() -> str | None:
     try:
         run("ip", "netns", "add", probe)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        return f"network namespaces are not available here ({getattr(exc, 'stderr', '') or exc})".strip()
-    run("ip", "netns", "del", probe, check=False)
+        return f"network namespaces are not available here ({(getattr(exc, 'stderr', '') or str(exc)).strip()})"
+    try:
+        run("ip", "netns", "exec", probe, "unshare", "--mount", "--uts", "--propagation", "private", "true")
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        return f"mount namespaces are not available here ({(getattr(exc, 'stderr', '') or str(exc)).strip()})"
+    finally:
+        run("ip", "netns", "del", probe, check=False)
     return None
 
 

@@ -30,7 +30,6 @@ from tests.e2e.bot_process import BotProcess, bot_env
 from tests.fakediscord import FakeDiscord
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = str(ROOT / "scripts" / "cluster-node.sh")
 DOCS = ROOT / "docs" / "scaling-out.md"
 READY = "ready; invite the bot with"
 QUICK = {"size": 48, "iterations": 4}
@@ -42,9 +41,24 @@ HEAD_LOSS_SECONDS = 10  # Ray's own wait for a lost head, shortened for the test
 pytestmark = [pytest.mark.cluster, pytest.mark.timeout(420)]
 
 
-def script_lines() -> list[str]:
-    """The docs' cluster commands: every line of docs/scaling-out.md that runs the script, as written there."""
-    return [line.strip() for line in DOCS.read_text().splitlines() if line.strip().startswith("scripts/cluster-node")]
+DOC_HEAD = "10.0.0.1"  # the head's address in the docs' commands
+DOC_ADDRESS = re.compile(r"10\.0\.0\.\d+")
+
+
+def doc_lines(start: str) -> list[str]:
+    """The lines of docs/scaling-out.md's cluster commands that begin with ``start``, as written there."""
+    return [line.strip() for line in DOCS.read_text().splitlines() if line.strip().startswith(start)]
+
+
+def as_here(text: str, host: Host, head: Host) -> str:
+    """A docs command with this test's addresses: the docs' head's is the head's, any other is ``host``'s own."""
+    return DOC_ADDRESS.sub(lambda m: head.ip if m.group() == DOC_HEAD else host.ip, text)
+
+
+def bot_command_env(head: Host) -> dict[str, str]:
+    """The settings of the docs' line that starts the bot (step 5), as environment variables."""
+    [line] = [x for x in doc_lines("RAY_AUTH_MODE=") if x.endswith(" nst-bot")]
+    return dict(word.split("=", 1) for word in as_here(line, head, head).split()[:-1])
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +66,7 @@ def cluster() -> Iterator[Network]:
     """Four hosts; the token made on the head and copied to the others' ~/.ray, the head and one worker up."""
     reason = why_no_namespaces()
     if reason is not None:
-        pytest.skip(f"cluster test skipped: {reason}")
+        pytest.skip(reason)
     net = Network(["head", "w1", "w2", "bot"])
     try:
         path = f"{ROOT / '.venv' / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}"
@@ -60,13 +74,13 @@ def cluster() -> Iterator[Network]:
             # Ray's wait for a lost head, shortened on every host so the head-loss step takes seconds, not a minute.
             host.env = {"PATH": path, "LANG": "C.UTF-8", "RAY_gcs_rpc_server_reconnect_timeout_s": str(HEAD_LOSS_SECONDS)}
         head = net.hosts["head"]
-        node(head, "token")
+        node(head, head, "token")
         for host in net.hosts.values():
             if host is not head:
                 (host.home / ".ray").mkdir()
                 (host.home / ".ray" / "auth_token").write_bytes((head.home / ".ray" / "auth_token").read_bytes())
-        node(head, "head", head.ip, "--num-cpus=0")  # the test's hosts have no GPU: keep actors off the head
-        node(net.hosts["w1"], "worker", head.ip, net.hosts["w1"].ip, "--num-cpus=1")
+        node(head, head, "head", "--num-cpus=0")  # the test's hosts have no GPU: keep actors off the head
+        node(net.hosts["w1"], head, "worker", "--num-cpus=1")
         yield net
     finally:
         left = net.close()
@@ -76,10 +90,11 @@ def cluster() -> Iterator[Network]:
         assert net.bridge not in links() and f"nv{net.tag}h" not in links(), "a link of the test remains"
 
 
-def node(host: Host, role: str, *args: str) -> None:
-    """Run the docs' script on ``host`` (the role's line in the docs, with this test's addresses)."""
-    assert any(line.split()[1] == role for line in script_lines()), f"docs/scaling-out.md shows no {role!r} line"
-    done = host.sh([SCRIPT, role, *args], timeout=120)
+def node(host: Host, head: Host, role: str, *options: str) -> None:
+    """Run the docs' ``scripts/cluster-node.sh ROLE …`` line on ``host`` (this test's addresses, ``options`` added)."""
+    [line] = [x for x in doc_lines("scripts/cluster-node.sh ") if x.split()[1] == role]
+    argv = as_here(line, host, head).split()
+    done = host.sh([str(ROOT / argv[0]), *argv[1:], *options], timeout=120)
     assert done.returncode == 0, f"{role} on {host.name} failed:\n{done.stdout}\n{done.stderr}"
 
 
@@ -88,10 +103,9 @@ async def bot_on(host: Host, head: Host, fake: FakeDiscord, overrides_file: Path
                  ) -> AsyncIterator[BotProcess]:
     """The bot (``args``: ``doctor``) on ``host`` as docs/scaling-out.md starts it, pointed at the fake Discord;
     killed if left running."""
-    env = bot_env(host.home, fake.base_url, NST_BACKEND="ray", RAY_ADDRESS=f"{head.ip}:6379", NST_WORKERS="auto",
-                  NST_CLUSTER_RESCAN=1, NST_JOB_TIMEOUT=300, SHUTDOWN_GRACE=60, PROGRESS_EDIT_INTERVAL=0.5)
-    env |= {"RAY_AUTH_MODE": "token", "NST_TEST_ENGINE_OVERRIDES": json.dumps(QUICK),
-            "NST_TEST_OVERRIDES_FILE": str(overrides_file)}
+    env = bot_env(host.home, fake.base_url, NST_CLUSTER_RESCAN=1, NST_JOB_TIMEOUT=300, SHUTDOWN_GRACE=60,
+                  PROGRESS_EDIT_INTERVAL=0.5, **bot_command_env(head))
+    env |= {"NST_TEST_ENGINE_OVERRIDES": json.dumps(QUICK), "NST_TEST_OVERRIDES_FILE": str(overrides_file)}
     proc = await asyncio.create_subprocess_exec(
         *host.command([sys.executable, "-m", "tests.e2e.bot_process", *args]), cwd=ROOT, env=host.environment(env),
         stdout=asyncio.subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -137,7 +151,7 @@ async def test_the_documented_cluster(cluster: Network) -> None:
             assert "Traceback" not in bot.output and "raylet" not in bot.output
             shown.append(line)
 
-        await asyncio.to_thread(node, bot_host, "bot", head.ip, bot_host.ip)
+        await asyncio.to_thread(node, bot_host, head, "bot")
         async with bot_on(bot_host, head, fake, overrides, "doctor") as doctor:
             await doctor.wait(timeout=120)  # (its token check fails: the fake's token is not shaped like Discord's)
             shown.append(await doctor.wait_for_line("ray cluster:"))
@@ -156,7 +170,7 @@ async def test_the_documented_cluster(cluster: Network) -> None:
             shown.append(done)
 
             # 3. A host that joins later gets an actor.
-            await asyncio.to_thread(node, w2, "worker", head.ip, w2.ip, "--num-cpus=1")
+            await asyncio.to_thread(node, w2, head, "worker", "--num-cpus=1")
             shown.append(await bot.wait_for_line("the Ray cluster now has 2 CPU(s) (was 1)", timeout=60))
             shown.append(await bot.wait_for_line(f"on {w2.ip} (w2,", timeout=120))
 
