@@ -99,8 +99,9 @@ async def test_metrics_port_in_use(tmp_path):
 
 
 async def test_ray_cluster_this_machine_has_not_joined(tmp_path):
-    # A head that answers (any listening port will do), and no Ray node of that cluster on this machine: Ray would
-    # abort the process in C++; the bot stops first, naming the command that joins the machine.
+    # A head that answers (any listening port will do), and no Ray node of that cluster on this machine (the test
+    # session's own local Ray may run here, of another cluster): Ray would abort the process in C++; the bot stops
+    # first, naming the command that joins the machine.
     with socket.socket() as head:
         head.bind(("127.0.0.1", 0))
         head.listen()
