@@ -10,7 +10,7 @@ import sys
 import tempfile
 from typing import Literal
 
-from nst_engine.errors import PoolError
+from nst_engine.errors import ClusterSetupError, PoolError
 from nst_engine.pool.ray_attach import check_head_reachable, node_ip_for
 
 log = logging.getLogger("nst_engine.pool.ray")
@@ -31,20 +31,38 @@ def use_process_token() -> None:
         os.environ["RAY_AUTH_TOKEN"] = secrets.token_hex(32)
 
 
-def keep_sigterm_graceful() -> None:
-    """Keep Ray's crash handler off this process's signals (before Ray is imported).
+def prepare_driver_environment() -> None:
+    """Ray settings for this process, before Ray is imported (an operator's own values win).
 
     Ray installs abseil's failure handler for SIGTERM too, in every driver: it prints a stack, passes the signal on,
     and aborts the process 3 s later, cutting short the bot's graceful shutdown (``bot.ops.shutdown``) with a core
-    dump. The bot handles SIGTERM itself.
+    dump; the bot handles SIGTERM itself. And Ray's C++ side would log a warning a second while it retries something
+    that fails (a wrong token: for 20 s); the bot says in one line what failed, so only Ray's errors are kept.
     """
     os.environ.setdefault("RAY_DISABLE_FAILURE_SIGNAL_HANDLER", "1")
+    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
 
 
-def first_line(exc: BaseException) -> str:
-    """The first non-empty line of an error's text (Ray's errors often run to many lines)."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+def init_failure(address: str, exc: BaseException) -> PoolError:
+    """What ``ray.init`` failing to join the cluster at ``address`` means, in one line (Ray's reason is often in the
+    error that led to the one it raises)."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    text = "\n".join(f"{type(e).__name__}: {e}" for e in chain)
+    if "AuthenticationError" in text or "Authentication token" in text:
+        return ClusterSetupError(
+            f"the Ray cluster at {address} refused this machine's token: copy ~/.ray/auth_token from the head to "
+            "this machine, and start the bot with RAY_AUTH_MODE=token in its environment (docs/scaling-out.md)"
+        )
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    version = next((line for line in lines if "version mismatch" in line.lower()), None)
+    if version is not None:
+        return ClusterSetupError(f"could not join the Ray cluster at {address}: {version}")
+    first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return PoolError(f"could not connect to the Ray cluster at {address}: {first.strip()}")
 
 
 class RayConnection:
@@ -65,7 +83,7 @@ class RayConnection:
 
     def connect(self) -> None:
         if "ray" not in sys.modules:  # Ray reads these settings once, at import
-            keep_sigterm_graceful()
+            prepare_driver_environment()
             if not self.address:
                 use_process_token()
         import ray
@@ -83,7 +101,7 @@ class RayConnection:
             try:
                 ray.init(address=self.address, _node_ip_address=node_ip, logging_level=logging.WARNING)
             except Exception as exc:  # Ray's own refusals (versions, authentication) come as long texts
-                raise PoolError(f"could not connect to the Ray cluster at {self.address}: {first_line(exc)}") from None
+                raise init_failure(self.address, exc) from None
             return
         # A private temporary folder (Ray's default, /tmp/ray, is shared by every Ray of the machine's user), so
         # close() can remove all of it; the short prefix keeps Ray's socket paths under the 107-byte limit.

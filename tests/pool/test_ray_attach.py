@@ -10,6 +10,7 @@ import pytest
 
 from nst_engine.errors import ClusterSetupError, PoolError
 from nst_engine.pool.ray_attach import check_head_reachable, local_nodes, node_ip_for, split_address
+from nst_engine.pool.ray_connection import init_failure
 
 
 def fake_raylet(proc: Path, pid: int, *, gcs: str, ip: str, sock: Path) -> None:
@@ -68,3 +69,20 @@ def test_a_head_that_does_not_answer(unused_tcp_port: int) -> None:
         head.bind(("127.0.0.1", 0))
         head.listen()
         check_head_reachable(f"127.0.0.1:{head.getsockname()[1]}")
+
+
+def test_ray_refusing_the_token_is_named_with_the_fix() -> None:
+    # As Ray 2.60 raises it: a plain ConnectionError, raised while handling the authentication error.
+    try:
+        try:
+            raise RuntimeError("ray.exceptions.AuthenticationError: RPC error: InvalidAuthToken: Authentication token "
+                               "is missing or incorrect.")
+        except RuntimeError:
+            raise ConnectionError("Failed to connect to Ray cluster at 10.0.0.1:6379") from None
+    except ConnectionError as exc:
+        refused = init_failure("10.0.0.1:6379", exc)
+    assert isinstance(refused, ClusterSetupError)
+    assert str(refused).startswith("the Ray cluster at 10.0.0.1:6379 refused this machine's token: copy "
+                                   "~/.ray/auth_token from the head")
+    other = init_failure("10.0.0.1:6379", TimeoutError("GCS did not answer\nin time"))
+    assert type(other) is PoolError and str(other).endswith(": GCS did not answer")
