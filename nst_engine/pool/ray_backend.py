@@ -144,8 +144,8 @@ class RayBackend(BackendCore[ActorSlot]):
             raise
         self._monitor = asyncio.ensure_future(self._watch_cluster())
         kind = "GPU" if self.gpu_slots else f"CPU ({self.cpus_per_worker:g} each)"
-        log.info("Ray backend ready: %d of %d actor(s) loaded, %s slots, weights=%s, cluster %s", self.slots_ready,
-                 len(self._slots), kind, self.weights, self.address or "local")
+        log.info("Ray backend ready: %d of %d actor(s) loaded, %s slots, weights=%s, cluster %s; %s",
+                 self.slots_ready, len(self._slots), kind, self.weights, self.address or "local", self._versions)
 
     async def wait_slots(self, count: int, timeout: float) -> None:
         """Wait until exactly ``count`` slots are loaded and none is starting (tests and operators' scripts)."""
