@@ -206,10 +206,14 @@ async def test_the_documented_cluster(cluster: Network) -> None:
             shown.append(stopping)
             await fake.wait_for_message(fake.channel, is_result, timeout=120)
             assert await bot.wait(timeout=90) == 0, bot.output
+            drained = job_lines(bot)[-1]
+            assert "outcome=done" in drained and f"on {w2.ip} (w2," in drained
+            shown += [drained, "(test) the bot exited with code 0"]
         assert all(h.pids() for h in (head, w2, bot_host)), "a host's Ray went down with the bot"
         status = await asyncio.to_thread(head.sh, ["ray", "status", f"--address={head.ip}:6379"], timeout=60,
                                          extra={"RAY_AUTH_MODE": "token"})
         assert status.returncode == 0 and "Active:" in status.stdout, status.stdout + status.stderr
+        shown.append(f"(test) ray status on the head after the bot's exit: {status.stdout.count('node_')} nodes active")
 
         # 7. Losing the head (docs: running jobs fail, the bot ends with exit code 1 for its supervisor to restart
         #    it, and until the head is back it does not start).
@@ -222,7 +226,7 @@ async def test_the_documented_cluster(cluster: Network) -> None:
             await asyncio.to_thread(head.kill_all)
             shown.append(await bot.wait_for_line("does not answer", timeout=60))
             assert await bot.wait(timeout=120) == 1, bot.output
-            shown.append(bot.lines[-1])
+            shown += [bot.lines[-1], "(test) the bot exited with code 1"]
         async with bot_on(bot_host, head, fake, overrides) as bot:
             assert await bot.wait(timeout=120) == 1, bot.output
             [line] = [x for x in bot.lines if "does not answer" in x]
