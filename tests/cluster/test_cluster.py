@@ -132,6 +132,16 @@ async def use_overrides(bot: BotProcess, path: Path, values: dict[str, int]) -> 
     raise AssertionError(f"the bot did not take the overrides {values}")
 
 
+def raylets(host: Host) -> list[int]:
+    """The raylet processes (a Ray node's own) running on ``host``."""
+    found = []
+    for pid in host.pids():
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"/raylet"):
+                found.append(pid)
+    return found
+
+
 def job_lines(bot: BotProcess) -> list[str]:
     return [line for line in bot.lines if re.search(r"\bjob \S+ owner=", line)]
 
@@ -227,6 +237,12 @@ async def test_the_documented_cluster(cluster: Network) -> None:
             shown.append(await bot.wait_for_line("does not answer", timeout=60))
             assert await bot.wait(timeout=120) == 1, bot.output
             shown += [bot.lines[-1], "(test) the bot exited with code 1"]
+            for _ in range(600):  # the Ray nodes on the other hosts stop too (bounded: 60 s)
+                if not (raylets(w2) or raylets(bot_host)):
+                    break
+                await asyncio.sleep(0.1)
+            assert not (raylets(w2) or raylets(bot_host)), "a Ray node outlived its head"
+            shown.append("(test) the raylets of hosts w2 and bot have stopped")
         async with bot_on(bot_host, head, fake, overrides) as bot:
             assert await bot.wait(timeout=120) == 1, bot.output
             [line] = [x for x in bot.lines if "does not answer" in x]
