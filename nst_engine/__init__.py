@@ -5,6 +5,10 @@
     result = stylize(content, style, model=model, preset="balanced", progress=print)
     result.image.save("out.png"); print(result.summary)
 
+    clip = decode_clip(open("clip.gif", "rb").read())   # an animated GIF, APNG or WebP
+    result = stylize_clip(clip, style, model=model, preset="fast")
+    open("out.webp", "wb").write(encode_clip(result.clip).data)
+
 Importing the package does not import torch: ``load_vgg``, ``stylize`` and ``evaluate_losses`` load the engine on
 first use, so front ends that only check options (the bot) start fast and need no GPU stack.
 
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nst_engine.animation import Clip, TooManyFramesError, decode_clip, encode_clip
 from nst_engine.errors import (
     Cancelled,
     CorruptImageError,
@@ -40,6 +45,7 @@ from nst_engine.types import (
 
 if TYPE_CHECKING:
     from nst_engine.engine import evaluate_losses, load_vgg, stylize
+    from nst_engine.temporal import stylize_clip
 
 _ENGINE = ("evaluate_losses", "load_vgg", "stylize")
 
@@ -50,6 +56,10 @@ def __getattr__(name: str) -> Any:
         from nst_engine import engine
 
         return getattr(engine, name)
+    if name == "stylize_clip":
+        from nst_engine.temporal import stylize_clip
+
+        return stylize_clip
     raise AttributeError(f"module 'nst_engine' has no attribute {name!r}")
 
 
@@ -57,6 +67,7 @@ __all__ = [
     "DEFAULT_PRESET",
     "PRESETS",
     "Cancelled",
+    "Clip",
     "CorruptImageError",
     "FileTooLargeError",
     "HistoryPoint",
@@ -70,13 +81,17 @@ __all__ = [
     "ProgressEvent",
     "StyleOptions",
     "StyleResult",
+    "TooManyFramesError",
     "TooManyPixelsError",
     "UnsupportedFormatError",
     "WeightsError",
     "check_options",
+    "decode_clip",
+    "encode_clip",
     "evaluate_losses",
     "load_vgg",
     "plan_scales",
     "resolve_options",
     "stylize",
+    "stylize_clip",
 ]

@@ -7,13 +7,20 @@ import logging
 import sys
 from pathlib import Path
 
+from PIL import Image
+
+from nst_engine.animation import MAX_FRAMES, Clip, decode_clip, encode_clip
 from nst_engine.errors import ImageError, NSTError, OptionsError, WeightsError
+from nst_engine.images import ImageLimits
 from nst_engine.presets import DEFAULT_PRESET, PRESETS
-from nst_engine.types import LossSummary, ProgressEvent, StyleResult
+from nst_engine.types import LossSummary, ProgressEvent, StyleOptions, StyleResult
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_BAD_INPUT, EXIT_WEIGHTS, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 _EXIT_CODES = ((ImageError, EXIT_BAD_INPUT), (WeightsError, EXIT_WEIGHTS), (OptionsError, EXIT_USAGE))
 OUTPUT_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}
+CLIP_FORMATS = {".gif": "GIF", ".webp": "WEBP", ".png": "PNG"}  # an animation: GIF, animated WebP, APNG
+# The CLI runs on the user's own machine: generous limits, but the same decoding and checks as the bot.
+_LIMITS = ImageLimits(max_bytes=200 * 2**20, max_pixels=200_000_000)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -23,9 +30,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Neural style transfer (Gatys et al.): paint CONTENT in the style of STYLE.",
         epilog=f"Presets — {presets}. Weights: NST_WEIGHTS or --weights (default: torchvision's IMAGENET1K_V1).",
     )
-    parser.add_argument("content", type=Path, help="content image (photo)")
+    parser.add_argument("content", type=Path, help="content image (photo, or an animated GIF, APNG or WebP)")
     parser.add_argument("styles", type=Path, nargs="+", metavar="style", help="style image(s); several are blended")
-    parser.add_argument("-o", "--output", type=Path, required=True, help="output file (.png, .jpg or .webp)")
+    parser.add_argument("-o", "--output", type=Path, required=True,
+                        help="output file (.png, .jpg or .webp; for an animation .gif, .webp or .png)")  # fmt: skip
+    parser.add_argument("--max-frames", type=int, default=MAX_FRAMES,
+                        help=f"an animation with more frames is cut to its first MAX_FRAMES (default {MAX_FRAMES})")  # fmt: skip
     parser.add_argument("--preset", choices=sorted(PRESETS), default=DEFAULT_PRESET, help="speed/quality preset")
     parser.add_argument("--size", type=int, help="output long side in pixels (default: the preset's)")
     parser.add_argument("--strength", type=float, default=1.0, help="style strength: 0.25 subtle, 1 default, 4 strong")
@@ -45,15 +55,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_image(path: Path, role: str):
-    from nst_engine.images import ImageLimits, decode_image
-
+def _read(path: Path, role: str) -> bytes:
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise ImageError(f"cannot read {role} {str(path)!r}: {exc.strerror or exc}", role=role) from exc
-    # The CLI runs on the user's own machine: generous limits, but the same decoding and checks as the bot.
-    return decode_image(data, role=role, limits=ImageLimits(max_bytes=200 * 2**20, max_pixels=200_000_000))
+
+
+def _read_image(path: Path, role: str):
+    from nst_engine.images import decode_image
+
+    return decode_image(_read(path, role), role=role, limits=_LIMITS)
+
+
+def _read_content(path: Path, max_frames: int) -> Image.Image | Clip:
+    """The content image, or every frame of it when it is an animation (cut to ``max_frames``, with a note)."""
+    from nst_engine.images import decode_image, probe_image
+
+    role, limits = "content image", _LIMITS
+    data = _read(path, role)
+    if probe_image(data, role=role, limits=limits).animated:
+        return decode_clip(data, role=role, limits=limits, max_frames=max_frames, shorten=True)
+    return decode_image(data, role=role, limits=limits)
 
 
 def format_summary(summary: LossSummary) -> str:
@@ -68,6 +91,8 @@ def format_summary(summary: LossSummary) -> str:
         f"{summary.preset} · {summary.width}x{summary.height} · {summary.iterations} iterations ({scales}) · "
         f"{summary.optimizer} · {summary.seconds:.1f} s on {summary.device} ({summary.precision})"
     )
+    if summary.frames > 1:
+        lines.append(f"{summary.frames} frames; the end losses are their mean")
     lines.extend(f"note: {note}" for note in summary.notes)
     return "\n".join(lines)
 
@@ -76,11 +101,18 @@ def _run(args: argparse.Namespace) -> StyleResult:
     from tqdm import tqdm
 
     from nst_engine.engine import load_vgg, stylize
+    from nst_engine.temporal import stylize_clip
 
     suffix = args.output.suffix.lower()
-    if suffix not in OUTPUT_FORMATS:
-        raise OptionsError(f"output must end in .png, .jpg or .webp, not {args.output.name!r}")
-    content = _read_image(args.content, "content image")
+    if suffix not in OUTPUT_FORMATS and suffix not in CLIP_FORMATS:
+        raise OptionsError(f"output must end in .png, .jpg, .webp or .gif, not {args.output.name!r}")
+    if args.max_frames < 1:
+        raise OptionsError(f"--max-frames must be at least 1, got {args.max_frames}")
+    content = _read_content(args.content, args.max_frames)
+    if isinstance(content, Clip) and suffix not in CLIP_FORMATS:
+        raise OptionsError(f"{args.content.name} is an animation: write it to a .gif, .webp or .png, not {suffix}")
+    if not isinstance(content, Clip) and suffix not in OUTPUT_FORMATS:
+        raise OptionsError(f"{args.content.name} is a still picture: write it to a .png, .jpg or .webp, not {suffix}")
     multi = len(args.styles) > 1
     styles = [_read_image(p, f"style image {i}" if multi else "style image") for i, p in enumerate(args.styles, 1)]
     model = load_vgg(args.weights, args.device)
@@ -93,22 +125,39 @@ def _run(args: argparse.Namespace) -> StyleResult:
         if bar is None:
             return
         bar.n = event.fraction * 100
+        frame = f"frame {event.frame}/{event.frames} " if event.frames > 1 else ""
         bar.set_postfix_str(
-            f"scale {event.scale}/{event.scales} {event.width}x{event.height} loss {event.losses['total']:.3g}",
+            f"{frame}scale {event.scale}/{event.scales} {event.width}x{event.height} loss {event.losses['total']:.3g}",
             refresh=False,
         )
         bar.refresh()
 
     try:
-        return stylize(
-            content, styles, model=model, progress=progress, preset=args.preset, size=args.size,
-            strength=args.strength, style_weights=tuple(args.style_weights) if args.style_weights else None,
-            style_scale=args.style_scale, preserve_colors=args.preserve_colors, seed=args.seed, init=args.init,
-            optimizer=args.optimizer, iterations=args.iterations, precision=args.precision,
+        options = StyleOptions(
+            preset=args.preset, size=args.size, strength=args.strength,
+            style_weights=tuple(args.style_weights) if args.style_weights else None, style_scale=args.style_scale,
+            preserve_colors=args.preserve_colors, seed=args.seed, init=args.init, optimizer=args.optimizer,
+            iterations=args.iterations, precision=args.precision,
         )  # fmt: skip
+        if isinstance(content, Clip):
+            return stylize_clip(content, styles, model=model, progress=progress, options=options)
+        return stylize(content, styles, model=model, progress=progress, options=options)
     finally:
         if bar is not None:
             bar.close()
+
+
+def _write(result: StyleResult, path: Path) -> None:
+    suffix = path.suffix.lower()
+    if result.clip is None:
+        result.image.save(path, OUTPUT_FORMATS[suffix], quality=95)
+    elif suffix == ".png":  # APNG, each frame for as long as the source's
+        clip = result.clip
+        extra = {} if clip.loop is None else {"loop": clip.loop}
+        clip.frames[0].save(path, "PNG", save_all=True, append_images=list(clip.frames[1:]),
+                            duration=list(clip.durations), **extra)  # fmt: skip
+    else:
+        path.write_bytes(encode_clip(result.clip, fmt="gif" if suffix == ".gif" else "webp").data)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         result = _run(args)
         args.output.parent.mkdir(parents=True, exist_ok=True)
-        result.image.save(args.output, OUTPUT_FORMATS[args.output.suffix.lower()], quality=95)
+        _write(result, args.output)
         if args.loss_plot is not None:
             args.loss_plot.parent.mkdir(parents=True, exist_ok=True)
             args.loss_plot.write_bytes(result.loss_chart_png())

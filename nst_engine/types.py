@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from PIL import Image
+
+if TYPE_CHECKING:
+    from nst_engine.animation import Clip
 
 Optimizer = Literal["adam", "lbfgs"]
 Init = Literal["content", "noise"]
@@ -52,6 +55,8 @@ class ProgressEvent:
     eta: float | None  # seconds left, estimated from cost per pixel; None before it can be estimated
     preview: Image.Image | None = None  # small RGB preview, at most every ``preview_every`` seconds
     work_done: float | None = None  # share of the job's compute done, in [0, 1] (later scales cost more)
+    frame: int = 1  # 1-based frame being painted (an animation has several; a still has one)
+    frames: int = 1
 
     @property
     def fraction(self) -> float:
@@ -89,6 +94,7 @@ class LossSummary:
     scales: tuple[tuple[int, int, int], ...]  # (width, height, iterations) per scale
     optimizer: str
     notes: tuple[str, ...] = ()  # e.g. "retried at 768 px after running out of GPU memory"
+    frames: int = 1  # an animation's frame count; its ``end`` is the mean over the frames
 
 
 @dataclass(frozen=True)
@@ -103,11 +109,13 @@ class HistoryPoint:
 
 @dataclass
 class StyleResult:
-    """The stylised image with its loss summary and a downsampled loss history."""
+    """The stylised image with its loss summary and a downsampled loss history. For an animation ``image`` is its
+    first frame and ``clip`` the whole painted animation."""
 
     image: Image.Image
     summary: LossSummary
     history: list[HistoryPoint] = field(default_factory=list)
+    clip: Clip | None = None
 
     def loss_chart_png(self, width: int = 640, height: int = 320) -> bytes:
         """Render the loss history as a small PNG chart (log scale)."""
