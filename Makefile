@@ -57,6 +57,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.engine_vs_tutorial --gallery out/bench/gallery.jpg
 	$(BIN)/python -m benchmarks.pool_overhead
 	$(BIN)/python -m benchmarks.ray_overhead
+	$(BIN)/python -m benchmarks.animation --out out/bench/animation.webp
 
 # The picture of /style-gallery list in docs/usage.md: the built-in paintings and a sample server gallery.
 gallery-sheet: $(STAMP)

@@ -48,6 +48,17 @@ def best_time(fn: Callable[[], object], repeats: int, warmup: int = 1,
     return best
 
 
+def cpu_name() -> str:
+    """The CPU's model name (a benchmark figure names the CPU it was measured on)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()} x{os.cpu_count()}"
+    except OSError:
+        pass
+    return f"unknown CPU x{os.cpu_count()}"
+
+
 def load_note() -> str:
     """The machine's load averages, printed beside timings taken on a shared machine."""
     try:
