@@ -28,7 +28,9 @@ from nst_engine.images import (
     to_rgb,
 )
 
-__all__ = ["DEFAULT_FRAME_MS", "MAX_FRAMES", "Clip", "TooManyFramesError", "decode_clip", "encode_clip"]
+__all__ = [
+    "DEFAULT_FRAME_MS", "MAX_FRAMES", "Clip", "TooManyFramesError", "clip_cost", "decode_clip", "encode_clip",
+]  # fmt: skip
 
 ClipFormat = Literal["auto", "webp", "gif"]
 MAX_FRAMES = 48  # the default most frames a clip may have
@@ -67,6 +69,14 @@ class Clip:
     def with_frames(self, frames: list[Image.Image] | tuple[Image.Image, ...]) -> Clip:
         """The same timing around other frames (a painted clip keeps its source's durations and loop)."""
         return Clip(tuple(frames), self.durations, self.loop, self.notes)
+
+
+NEXT_FRAME_COST = 1 / 3  # what painting a frame after the first costs at most, against the first (engine.temporal)
+
+
+def clip_cost(clip: Clip | None) -> float:
+    """What painting ``clip`` costs at most, in stills of the same size: a job's time limit grows by this factor."""
+    return 1.0 if clip is None else 1.0 + (len(clip) - 1) * NEXT_FRAME_COST
 
 
 def _frame_count(info: ImageInfo, role: str, max_frames: int, shorten: bool) -> tuple[int, tuple[str, ...]]:

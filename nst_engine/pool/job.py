@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Literal
 
+from nst_engine.animation import clip_cost
 from nst_engine.errors import Cancelled, JobTimeoutError, QueueFullError
 from nst_engine.pool.protocol import JobState, StyleRequest
 from nst_engine.pool.validate import validate_request
@@ -201,7 +202,8 @@ class PoolJob:
 
     def finish_stopped(self) -> None:
         """End a job that was told to stop, with the error that says why."""
-        state, error = stopped_outcome(self.stop_reason or "cancel", self.timeout)
+        frames = len(self.request.clip) if self.request.clip is not None else 1
+        state, error = stopped_outcome(self.stop_reason or "cancel", self.timeout, frames)
         self.finish(state, error=error)
 
     def finish_reported(self, outcome: StyleResult | ErrorInfo, *, runner: str, logger: logging.Logger) -> None:
@@ -262,7 +264,7 @@ class JobQueue:
         """
         validate_request(request)
         self.check_room(idle_worker=idle_worker)
-        timeout = request.timeout if request.timeout is not None else default_timeout
+        timeout = request.timeout if request.timeout is not None else default_timeout * clip_cost(request.clip)
         job = PoolJob(request, timeout, cancel=cancel, position=self.position)
         self._jobs.append(job)
         return job
@@ -295,12 +297,13 @@ class JobQueue:
             self._jobs.popleft().finish("cancelled", error=Cancelled(message))
 
 
-def stopped_outcome(reason: StopReason, timeout: float) -> tuple[EndState, Exception]:
+def stopped_outcome(reason: StopReason, timeout: float, frames: int = 1) -> tuple[EndState, Exception]:
     """How a job told to stop for ``reason`` ends, and the error its caller sees."""
     if reason == "timeout":
+        limit = f"{timeout:g} s" if frames == 1 else f"{timeout:g} s (the limit for {frames} frames)"
         return "failed", JobTimeoutError(
-            f"the job took longer than {timeout:g} s and was stopped; "
-            "try a smaller size, fewer iterations or the 'fast' preset"
+            f"the job took longer than {limit} and was stopped; "
+            "try a smaller size, fewer iterations" + (", fewer frames" if frames > 1 else "") + " or the 'fast' preset"
         )
     if reason == "shutdown":
         return "cancelled", Cancelled("the style service is shutting down; the job was stopped")

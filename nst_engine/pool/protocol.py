@@ -10,6 +10,7 @@ from typing import Literal, Protocol, runtime_checkable
 
 from PIL import Image
 
+from nst_engine.animation import Clip
 from nst_engine.types import ProgressEvent, StyleOptions, StyleResult
 
 JobState = Literal["queued", "running", "done", "failed", "cancelled"]
@@ -25,7 +26,8 @@ class StyleRequest:
     options: StyleOptions = field(default_factory=StyleOptions)
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     owner: str | None = None  # free-form label for logs (e.g. "guild/user")
-    timeout: float | None = None  # seconds; None = the backend's default
+    timeout: float | None = None  # seconds; None = the backend's default (times ``clip_cost`` for an animation)
+    clip: Clip | None = None  # an animation to paint, every frame; ``content`` is then its first frame
 
 
 @dataclass(frozen=True)

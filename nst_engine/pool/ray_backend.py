@@ -179,8 +179,7 @@ class RayBackend(BackendCore[ActorSlot]):
                 raise JobFailedError("the style actor ended the job without a result")
             reported: StyleResult | ErrorInfo
             if isinstance(outcome, Done):
-                image = await asyncio.to_thread(outcome.image.to_pil)
-                reported = StyleResult(image, outcome.summary, outcome.history)
+                reported = await asyncio.to_thread(outcome.unpack)
             else:
                 reported = outcome.error
         except asyncio.CancelledError:

@@ -10,7 +10,7 @@ from typing import Any
 
 from nst_engine.pool.core import Slot
 from nst_engine.pool.job import PoolJob
-from nst_engine.pool.prepare import shrink_request_images
+from nst_engine.pool.prepare import pack_request
 from nst_engine.pool.protocol import WorkerInfo
 from nst_engine.pool.ray_actor import ACTOR_CONCURRENCY, ActorPlacement
 from nst_engine.pool.wire import PngImage, RunMessage
@@ -109,15 +109,7 @@ def node_answers(node_id: str, timeout: float = NODE_CHECK_TIMEOUT) -> bool:
 
 def pack_for_actor(job: PoolJob) -> RunMessage:
     """The job as the actor gets it: PNG images no larger than the job needs (runs in a helper thread)."""
-    request = job.request
-    content, styles = shrink_request_images(request.content, request.styles, request.options)
-    return RunMessage(
-        job.seq,
-        request.job_id,
-        PngImage.from_pil(content),
-        tuple(PngImage.from_pil(s) for s in styles),
-        request.options,
-    )
+    return pack_request(job.request, job.seq, PngImage.from_pil)
 
 
 def cluster_size(resources: dict[str, float], gpu_slots: bool) -> float:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 from PIL import Image
 
+from nst_engine.animation import Clip
 from nst_engine.errors import OptionsError
 from nst_engine.options import check_options, plan_scales
 from nst_engine.pool.protocol import StyleRequest
@@ -29,6 +30,8 @@ def validate_request(request: StyleRequest) -> None:
         raise OptionsError(f"at most {MAX_STYLES} style images per job, got {len(styles)}")
     for number, style in enumerate(styles, start=1):
         _check_image(style, "style image" if len(styles) == 1 else f"style image {number}")
+    if request.clip is not None:
+        _check_clip(request.clip, request.content)
     options = request.options
     if not isinstance(options, StyleOptions):
         raise OptionsError(f"options must be a StyleOptions, got {type(options).__name__}")
@@ -51,3 +54,13 @@ def _check_image(image: object, role: str) -> None:
         )
     if image.width < 1 or image.height < 1:
         raise OptionsError(f"the {role} is empty ({image.width}x{image.height} pixels)")
+
+
+def _check_clip(clip: object, content: Image.Image) -> None:
+    if not isinstance(clip, Clip):
+        raise OptionsError(f"clip must be a nst_engine.animation.Clip, got {type(clip).__name__}")
+    for number, frame in enumerate(clip.frames, start=1):
+        _check_image(frame, f"frame {number} of the content animation")
+    if clip.size != content.size:
+        raise OptionsError(f"the content image ({content.width}x{content.height}) must be the clip's first frame "
+                           f"({clip.size[0]}x{clip.size[1]})")  # fmt: skip

@@ -18,7 +18,8 @@ from typing import Literal
 from PIL import Image
 
 from nst_engine import errors
-from nst_engine.types import HistoryPoint, LossSummary, ProgressEvent, StyleOptions
+from nst_engine.animation import Clip
+from nst_engine.types import HistoryPoint, LossSummary, ProgressEvent, StyleOptions, StyleResult
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,23 @@ PackedImage = RawImage | PngImage
 ImageCodec = Callable[[Image.Image], PackedImage]
 
 
+@dataclass(frozen=True)
+class PackedClip:
+    """An animation's frames, packed, with its timing."""
+
+    frames: tuple[PackedImage, ...]
+    durations: tuple[int, ...]
+    loop: int | None
+    notes: tuple[str, ...] = ()
+
+    @classmethod
+    def pack(cls, clip: Clip, codec: ImageCodec) -> PackedClip:
+        return cls(tuple(codec(f) for f in clip.frames), clip.durations, clip.loop, clip.notes)
+
+    def unpack(self) -> Clip:
+        return Clip(tuple(f.to_pil() for f in self.frames), self.durations, self.loop, self.notes)
+
+
 # Parent -> worker ------------------------------------------------------------------------------------------------
 
 
@@ -74,6 +92,7 @@ class RunMessage:
     content: PackedImage
     styles: tuple[PackedImage, ...]
     options: StyleOptions
+    clip: PackedClip | None = None  # an animation to paint (``content`` is then its first frame)
 
 
 # Worker -> parent ------------------------------------------------------------------------------------------------
@@ -128,6 +147,12 @@ class Done:
     summary: LossSummary
     history: list[HistoryPoint]
     steps: int  # iterations the worker ran for this job (retry included)
+    clip: PackedClip | None = None  # the painted animation, for a job that painted one
+
+    def unpack(self) -> StyleResult:
+        """The result as the engine returned it (run it off the event loop: it decodes every picture)."""
+        clip = self.clip.unpack() if self.clip is not None else None
+        return StyleResult(self.image.to_pil(), self.summary, self.history, clip)
 
 
 @dataclass(frozen=True)

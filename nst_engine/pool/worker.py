@@ -22,6 +22,7 @@ from nst_engine.pool.wire import (
     Failed,
     ImageCodec,
     LoadFailed,
+    PackedClip,
     Progress,
     RawImage,
     RunMessage,
@@ -134,17 +135,19 @@ def run_job(
     stylize: Callable[..., StyleResult] | None = None,
     codec: ImageCodec = RawImage.from_pil,
 ) -> Done | Failed:
-    """Run one job and describe its outcome. Out of memory is retried once at ~0.7x the size.
+    """Run one job (a picture, or every frame of an animation) and describe its outcome. Out of memory is retried
+    once at ~0.7x the size.
 
     ``codec`` packs the previews and the result for the trip back (raw bytes through a local pipe; PNG over a
     network).
     """
     from nst_engine.engine import stylize as engine_stylize
     from nst_engine.options import MIN_SIDE
+    from nst_engine.temporal import stylize_clip
 
-    run: Callable[..., StyleResult] = stylize if stylize is not None else engine_stylize
+    content: Any = spec.clip.unpack() if spec.clip is not None else spec.content.to_pil()
+    run: Callable[..., StyleResult] = stylize or (stylize_clip if spec.clip is not None else engine_stylize)
     throttle = ProgressThrottle(spec.seq, send, progress_interval, codec=codec)
-    content = spec.content.to_pil()
     styles = [s.to_pil() for s in spec.styles]
     device_word = "GPU memory" if str(getattr(model, "device", "cpu")).startswith("cuda") else "memory"
     options, notes = spec.options, []
@@ -182,7 +185,8 @@ def run_job(
             notes.append(f"retried at {smaller} px after running out of {device_word} at {failed_at} px")
         throttle.flush()
         summary = dataclasses.replace(result.summary, notes=(*result.summary.notes, *notes))
-        return Done(spec.seq, codec(result.image), summary, result.history, throttle.steps)
+        clip = PackedClip.pack(result.clip, codec) if result.clip is not None else None
+        return Done(spec.seq, codec(result.image), summary, result.history, throttle.steps, clip)
     except _OOM as exc:
         return Failed(spec.seq, encode_error(exc, oom=True), throttle.steps)
     except Exception as exc:

@@ -20,8 +20,8 @@ from typing import Any
 
 from nst_engine.pool.core import Slot
 from nst_engine.pool.job import PoolJob
-from nst_engine.pool.prepare import shrink_request_images
-from nst_engine.pool.wire import Done, Progress, RawImage, RunMessage, WeightsLoaded
+from nst_engine.pool.prepare import pack_request
+from nst_engine.pool.wire import Done, Progress, RawImage, WeightsLoaded
 from nst_engine.pool.worker import worker_main
 from nst_engine.types import ProgressEvent, StyleResult
 
@@ -55,7 +55,7 @@ def _inflate(message: Any) -> Any:
             event = dataclasses.replace(event, preview=message.preview.to_pil())
         return ProgressIn(message.seq, event)
     if isinstance(message, Done):
-        return DoneIn(message.seq, StyleResult(message.image.to_pil(), message.summary, message.history), message.steps)
+        return DoneIn(message.seq, message.unpack(), message.steps)
     return message
 
 
@@ -197,13 +197,4 @@ class WorkerProcess(Slot):
 
 def send_job(worker: WorkerProcess, job: PoolJob) -> None:
     """Serialise a job and write it to the worker's pipe (runs in a sender thread)."""
-    request = job.request
-    content, styles = shrink_request_images(request.content, request.styles, request.options)
-    message = RunMessage(
-        job.seq,
-        request.job_id,
-        RawImage.from_pil(content),
-        tuple(RawImage.from_pil(s) for s in styles),
-        request.options,
-    )
-    worker.jobs.send(message)
+    worker.jobs.send(pack_request(job.request, job.seq, RawImage.from_pil))

@@ -56,7 +56,34 @@ def test_missing_file_and_weights_and_bad_output(images, tmp_path, capsys):
         == EXIT_WEIGHTS  # fmt: skip
     assert "does not exist" in capsys.readouterr().err
     assert main([str(content), str(style), "-o", str(tmp_path / "o.gif"), "--weights", "random"]) == EXIT_USAGE
-    assert "must end in .png, .jpg or .webp" in capsys.readouterr().err
+    assert "photo.jpg is a still picture: write it to a .png, .jpg or .webp, not .gif" in capsys.readouterr().err
+    assert main([str(content), str(style), "-o", str(tmp_path / "o.tif"), "--weights", "random"]) == EXIT_USAGE
+    assert "must end in .png, .jpg, .webp or .gif" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".gif", ".webp", ".png"])
+def test_an_animation_comes_out_animated_with_its_timing(images, tmp_path, capsys, suffix):
+    _, style = images
+    rng = np.random.default_rng(1)
+    frames = [Image.fromarray(rng.integers(0, 255, (40, 56, 3), dtype=np.uint8)) for _ in range(4)]
+    clip = tmp_path / "clip.gif"
+    frames[0].save(clip, "GIF", save_all=True, append_images=frames[1:], duration=[50, 60, 70, 80], loop=0)
+    out = tmp_path / f"painted{suffix}"
+    code = main([str(clip), str(style), "-o", str(out), "--weights", "random", "--size", "48", "--iterations", "2",
+                 "--max-frames", "3"])  # fmt: skip
+    assert code == EXIT_OK
+    with Image.open(out) as result:
+        assert result.n_frames == 3 and result.size == (48, 34)
+        durations = []
+        for index in range(3):
+            result.seek(index)
+            result.load()
+            durations.append(result.info["duration"])
+    assert durations == [50, 60, 70]
+    printed = capsys.readouterr().out
+    assert "3 frames" in printed and "shortened to its first 3 of 4 frames" in printed
+    assert main([str(clip), str(style), "-o", str(tmp_path / "o.jpg"), "--weights", "random"]) == EXIT_USAGE
+    assert "clip.gif is an animation: write it to a .gif, .webp or .png, not .jpg" in capsys.readouterr().err
 
 
 def test_help_works_as_module_and_lists_presets():

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from nst_engine.animation import Clip
 from nst_engine.errors import (
     Cancelled,
     JobTimeoutError,
@@ -26,9 +27,9 @@ from nst_engine.errors import (
     QueueFullError,
     WorkerCrashedError,
 )
-from nst_engine.pool import JobHandle, PoolJob, ProcessPoolBackend, RayBackend, StyleBackend
+from nst_engine.pool import JobHandle, PoolJob, ProcessPoolBackend, RayBackend, StyleBackend, StyleRequest
 from nst_engine.types import StyleOptions
-from tests.pool.helpers import LONG_JOB, process_gone, request, wait_running
+from tests.pool.helpers import CONTENT, LONG_JOB, STYLE, noise_image, process_gone, request, wait_running
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 request_job = request  # for the test whose pytest ``request`` fixture hides the name
@@ -85,6 +86,20 @@ async def test_result_and_progress_in_order(backend: Backend) -> None:
     assert result.summary.iterations == 6 and result.summary.device == "cpu" and result.history
     assert job.state == "done" and job.steps == 6 and job.position() == 0
     assert job.worker_pid in {w.pid for w in backend.workers}
+
+
+async def test_an_animation_comes_back_whole_with_progress_per_frame(backend: Backend) -> None:
+    frames = (CONTENT, noise_image(48, 40, 3), noise_image(48, 40, 4))
+    clip = Clip(frames, (60, 90, 120), loop=2)
+    opts = StyleOptions(preset="fast", size=48, iterations=3, precision="fp32")
+    job = backend.submit(StyleRequest(CONTENT, [STYLE], opts, clip=clip, owner="tests"))
+    events = [event async for event in job.events()]
+    result = await asyncio.wait_for(job.result(), 60)
+    assert result.clip is not None and len(result.clip) == 3 and result.summary.frames == 3
+    assert result.clip.durations == (60, 90, 120) and result.clip.loop == 2
+    assert all(f.size == (48, 40) and f.mode == "RGB" for f in result.clip.frames)
+    assert [e.frame for e in events][-1] == 3 and all(e.frames == 3 for e in events)
+    assert job.timeout == pytest.approx(60.0 * (1 + 2 / 3))  # the time limit grows with the frames
 
 
 async def test_fifo_positions_cancel_while_queued_and_bounded_queue(backend: Backend) -> None:
