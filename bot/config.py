@@ -44,6 +44,8 @@ class Settings(PoolSettings):
     max_output_side: int = Field(1024, ge=64)
     allowed_presets: Annotated[tuple[str, ...], NoDecode] = KNOWN_PRESETS
     max_styles: int = Field(3, ge=1, le=8)
+    max_frames: int = Field(48, ge=1, le=1000)  # frames of an animated content image
+    max_animation_megapixels: float = Field(8.0, gt=0)  # an animation's frames x output pixels, in megapixels
 
     # Fair queue.
     user_max_running: int = Field(1, ge=1)

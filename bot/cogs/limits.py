@@ -58,6 +58,8 @@ class LimitsCog(commands.GroupCog, group_name="style-limits", group_description=
         max_megapixels="Largest input image, in megapixels",
         max_output_side="Largest output long side, in pixels",
         allowed_presets="Comma-separated: fast, balanced, quality",
+        max_frames="Most frames of an animated picture",
+        max_animation_megapixels="Most megapixels of an animation: frames x output size",
     )
     @app_commands.checks.has_permissions(manage_guild=True)
     @app_commands.check(in_guild)
@@ -68,9 +70,12 @@ class LimitsCog(commands.GroupCog, group_name="style-limits", group_description=
         max_megapixels: float | None = None,
         max_output_side: int | None = None,
         allowed_presets: str | None = None,
+        max_frames: int | None = None,
+        max_animation_megapixels: float | None = None,
     ) -> None:
         assert interaction.guild is not None  # in_guild
-        if all(v is None for v in (max_file_mb, max_megapixels, max_output_side, allowed_presets)):
+        given = (max_file_mb, max_megapixels, max_output_side, allowed_presets, max_frames, max_animation_megapixels)
+        if all(v is None for v in given):
             await interaction.response.send_message(
                 embed=error_embed("Give at least one limit to change (see `/style-limits show`)."), ephemeral=True
             )
@@ -79,7 +84,8 @@ class LimitsCog(commands.GroupCog, group_name="style-limits", group_description=
         try:
             updated = apply_update(
                 current, self.ceilings, max_file_mb=max_file_mb, max_megapixels=max_megapixels,
-                max_output_side=max_output_side, allowed_presets=allowed_presets,
+                max_output_side=max_output_side, allowed_presets=allowed_presets, max_frames=max_frames,
+                max_animation_megapixels=max_animation_megapixels,
             )
         except LimitError as exc:
             await interaction.response.send_message(embed=error_embed(str(exc)), ephemeral=True)

@@ -94,6 +94,7 @@ class StyleCog(commands.Cog):
         strength=f"How strong the style is: {STRENGTH_MIN:g} subtle … {STRENGTH_MAX:g} strong (default 1)",
         preserve_colors="Keep the content's colours",
         seed="Random seed, for reproducible results",
+        fit="An animation over this server's limits: paint its first frames, or smaller, instead of refusing it",
         style2="A second style image to blend in",
         style3="A third style image to blend in",
     )
@@ -108,6 +109,7 @@ class StyleCog(commands.Cog):
         strength: app_commands.Range[float, STRENGTH_MIN, STRENGTH_MAX] = 1.0,
         preserve_colors: bool = False,
         seed: app_commands.Range[int, 0, SEED_MAX] = 0,
+        fit: bool = False,
         style2: discord.Attachment | None = None,
         style3: discord.Attachment | None = None,
     ) -> None:
@@ -136,6 +138,7 @@ class StyleCog(commands.Cog):
             strength=float(strength),
             preserve_colors=preserve_colors,
             seed=int(seed),
+            fit=fit,
         )
         self.jobs.submit(InteractionReporter(interaction), sources, args)
 

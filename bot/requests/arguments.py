@@ -1,4 +1,4 @@
-"""Parse the prefix command's free-form arguments: ``!style [preset] [strength] [colors] [seed=N]``."""
+"""Parse the prefix command's free-form arguments: ``!style [preset] [strength] [colors] [fit] [seed=N]``."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ STRENGTH_MIN = 0.25
 STRENGTH_MAX = 4.0
 SEED_MAX = 2**31 - 1
 COLOR_WORDS = {"colors", "colours", "preserve", "preserve-colors", "preserve-colours", "keep-colors"}
+FIT_WORDS = {"fit", "shorten"}
 
 
 class ArgumentError(ValueError):
@@ -25,9 +26,10 @@ class StyleArgs:
     strength: float = 1.0
     preserve_colors: bool = False
     seed: int = 0
+    fit: bool = False  # an animation over the limits is shortened or made smaller (with a note) instead of refused
 
 
-STYLE_USAGE = "Usage: `{prefix}style [fast|balanced|quality] [strength 0.25-4] [colors] [seed=N]`"
+STYLE_USAGE = "Usage: `{prefix}style [fast|balanced|quality] [strength 0.25-4] [colors] [fit] [seed=N]`"
 
 
 def parse_style_args(text: str) -> StyleArgs:
@@ -35,6 +37,7 @@ def parse_style_args(text: str) -> StyleArgs:
     preset: str | None = None
     strength: float | None = None
     colors = False
+    fit = False
     seed = 0
     for raw in text.split():
         word = raw.strip().lower()
@@ -44,6 +47,8 @@ def parse_style_args(text: str) -> StyleArgs:
             preset = word
         elif word in COLOR_WORDS:
             colors = True
+        elif word in FIT_WORDS:
+            fit = True
         elif word.startswith("seed="):
             value = word.removeprefix("seed=")
             # isdecimal, not isdigit: "²" is a digit that int() rejects.
@@ -57,7 +62,7 @@ def parse_style_args(text: str) -> StyleArgs:
             except ValueError:
                 raise ArgumentError(
                     f"I don't understand `{quoting.value(raw)}`: expected a preset ({', '.join(KNOWN_PRESETS)}), "
-                    f"a strength from {STRENGTH_MIN:g} to {STRENGTH_MAX:g}, `colors`, or `seed=N`."
+                    f"a strength from {STRENGTH_MIN:g} to {STRENGTH_MAX:g}, `colors`, `fit`, or `seed=N`."
                 ) from None
             if strength is not None:
                 raise ArgumentError("Give the strength only once.")
@@ -68,4 +73,4 @@ def parse_style_args(text: str) -> StyleArgs:
                 )
             strength = number
     return StyleArgs(preset=preset, strength=1.0 if strength is None else strength, preserve_colors=colors,
-                     seed=seed)
+                     seed=seed, fit=fit)

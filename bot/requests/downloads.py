@@ -10,8 +10,9 @@ from PIL import Image
 
 from bot.requests.policy import ImageInput, InputFile, Inputs, Refusal, Source, image_refusal, role_name
 from bot.storage.limits import Limits
+from nst_engine.animation import Clip, decode_clip
 from nst_engine.errors import ImageError
-from nst_engine.images import ImageLimits, decode_image, human_bytes
+from nst_engine.images import ImageLimits, decode_image, human_bytes, probe_image
 
 CHUNK = 64 * 1024
 
@@ -89,8 +90,12 @@ class Downloader:
         if self._session is not None:
             await self._session.close()
 
-    async def fetch(self, sources: Sequence[Source], limits: Limits) -> Inputs:
-        """Download and decode; raises DownloadError, or Refusal for a file that is not a usable image."""
+    async def fetch(self, sources: Sequence[Source], limits: Limits, *, shorten: bool = False) -> Inputs:
+        """Download and decode; raises DownloadError, or Refusal for a file that is not a usable image.
+
+        An animated content image is decoded whole (every frame within the limits; with ``shorten``, one over the
+        frame limit is cut to its first frames); of an animated style image only the first frame is used.
+        """
         files = [s for s in sources if isinstance(s, InputFile)]
         session = self._session
         if session is None and files:
@@ -114,14 +119,28 @@ class Downloader:
         image_limits = ImageLimits(max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
         n_styles = len(sources) - 1
         images: list[Image.Image] = []
+        clip: Clip | None = None
+        notes: list[str] = []
         for i, source in enumerate(sources):
             if isinstance(source, ImageInput):
                 images.append(source.image)
+                clip = source.clip if i == 0 else clip
                 continue
+            role = role_name(i, n_styles)
             try:
-                images.append(await asyncio.to_thread(decode_image, data[id(source)], role=role_name(i, n_styles),
-                                                      limits=image_limits))
+                blob = data[id(source)]
+                animated = (await asyncio.to_thread(probe_image, blob, role=role, limits=image_limits)).animated
+                if animated and i == 0:
+                    clip = await asyncio.to_thread(decode_clip, blob, role=role, limits=image_limits,
+                                                   max_frames=limits.max_frames, shorten=shorten)  # fmt: skip
+                    images.append(clip.frames[0])
+                    continue
+                images.append(await asyncio.to_thread(decode_image, blob, role=role, limits=image_limits))
+                if animated:
+                    notes.append(f"the {role} is animated: its first frame was used")
             except ImageError as exc:
                 raise Refusal(image_refusal(exc, filename=source.filename), reason="bad-image") from exc
         names = [s.filename if isinstance(s, InputFile) else s.name for s in sources]
-        return Inputs(content=images[0], styles=images[1:], names=names)
+        if clip is not None and len(clip) == 1:
+            clip = None  # a one-frame animation is a still
+        return Inputs(content=images[0], styles=images[1:], names=names, clip=clip, notes=notes)

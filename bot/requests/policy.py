@@ -5,8 +5,9 @@ Pure functions over plain data, so every rule here is unit-tested without Discor
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import discord
@@ -15,8 +16,10 @@ from PIL import Image
 from bot import quoting
 from bot.requests.arguments import StyleArgs
 from bot.storage.limits import Limits
+from nst_engine.animation import Clip, TooManyFramesError
 from nst_engine.errors import FileTooLargeError, ImageError, ImageTooSmallError, TooManyPixelsError
 from nst_engine.images import human_bytes
+from nst_engine.options import fit, output_size
 from nst_engine.presets import DEFAULT_PRESET, PRESETS
 from nst_engine.types import StyleOptions
 
@@ -58,6 +61,7 @@ class ImageInput:
 
     name: str
     image: Image.Image
+    clip: Clip | None = None  # every frame, when the picture is an animation (``image`` is its first)
 
 
 # One input of a request: an attachment still to download and check, or a decoded picture.
@@ -71,12 +75,16 @@ class Inputs:
     content: Image.Image
     styles: list[Image.Image]
     names: list[str]
+    clip: Clip | None = None  # the content's every frame, when it is an animation (``content`` is its first)
+    notes: list[str] = field(default_factory=list)  # what reading the inputs changed, for the result's summary
 
     def nbytes(self) -> int:
-        return sum(im.width * im.height * 3 for im in [self.content, *self.styles])
+        frames = list(self.clip.frames[1:]) if self.clip is not None else []
+        return sum(im.width * im.height * 3 for im in [self.content, *frames, *self.styles])
 
     def sources(self) -> list[Source]:
-        return [ImageInput(name, im) for name, im in zip(self.names, [self.content, *self.styles], strict=True)]
+        styles = [ImageInput(name, im) for name, im in zip(self.names[1:], self.styles, strict=True)]
+        return [ImageInput(self.names[0], self.content, self.clip), *styles]
 
 
 def role_name(index: int, n_styles: int) -> str:
@@ -99,6 +107,7 @@ IMAGE_ADVICE: tuple[tuple[type[ImageError], str], ...] = (
     (TooManyPixelsError, "Send a smaller image."),
     (FileTooLargeError, "Send a smaller file."),
     (ImageTooSmallError, "Send a larger image."),
+    (TooManyFramesError, "Send a shorter animation, or ask for `fit` to paint only its first frames."),
 )
 
 
@@ -195,6 +204,38 @@ def plan_request(
     options = build_options(args, limits, overrides=overrides, preview_every=preview_every)
     check_metadata(sources, limits, max_styles=max_styles)
     return options
+
+
+MIN_ANIMATION_SIDE = 64  # an animation is not made smaller than this to fit the limit
+
+
+def fit_animation(inputs: Inputs, options: StyleOptions, limits: Limits, *, fit_it: bool) -> StyleOptions:
+    """The options the inputs run with: an animation's frames x output pixels must stay within the animation limit;
+    over it the request is refused with the numbers, or with ``fit_it`` painted smaller (said in ``inputs.notes``)."""
+    clip = inputs.clip
+    if clip is None:
+        return options
+    size = output_size(options)
+    width, height = fit(*clip.size, size)
+    work = len(clip) * width * height
+    budget = limits.max_animation_megapixels * 1e6
+    if work <= budget:
+        return options
+    smaller = int(size * (budget / work) ** 0.5)
+    while smaller >= MIN_ANIMATION_SIDE and len(clip) * math.prod(fit(*clip.size, smaller)) > budget:
+        smaller -= 1  # the sides are rounded: step down until the frames really fit
+    if fit_it and smaller >= MIN_ANIMATION_SIDE:
+        new_w, new_h = fit(*clip.size, smaller)
+        inputs.notes.append(f"painted at {new_w}×{new_h} to fit the animation limit")
+        return replace(options, size=smaller)
+    shown = f"{len(clip)} frames of {width}×{height} px = {work / 1e6:.1f} MP"
+    advice = "Send a shorter or smaller animation" + (
+        "." if fit_it else ", or ask for `fit` to paint it smaller.")
+    raise Refusal(
+        f"This animation is too big to paint here: {shown}; the limit is {limits.max_animation_megapixels:g} MP "
+        f"(frames × output size). {advice}",
+        reason="animation-too-big",
+    )
 
 
 def job_title(options: StyleOptions, names: Sequence[str]) -> str:

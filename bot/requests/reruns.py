@@ -24,8 +24,9 @@ class RerunInputs:
 def shrink_inputs(inputs: Inputs, side: int) -> Inputs:
     """Copies no larger than a re-run can use (its output is never above ``side``), by the pool's own rule, so a
     re-run sees the same pixels as the first run did."""
+    clip = inputs.clip.with_frames([shrink(f, side) for f in inputs.clip.frames]) if inputs.clip else None
     return Inputs(content=shrink(inputs.content, side), styles=[shrink(s, side) for s in inputs.styles],
-                  names=inputs.names)
+                  names=inputs.names, clip=clip, notes=inputs.notes)
 
 
 class RerunCache:

@@ -27,11 +27,12 @@ from bot.requests.downloads import Downloader
 from bot.requests.events import EventKind, JobEvent, JobObserver
 from bot.requests.failures import Context, describe
 from bot.requests.fair_queue import FairQueue
-from bot.requests.policy import InputFile, Inputs, Refusal, Source, job_title, plan_request, source_name
+from bot.requests.policy import InputFile, Inputs, Refusal, Source, fit_animation, job_title, plan_request, source_name
 from bot.requests.redelivery import Redelivery, reason
 from bot.requests.reporter import RequestReporter
 from bot.requests.reruns import RerunCache, RerunInputs, shrink_inputs
 from bot.storage.limits import Limits
+from nst_engine.animation import clip_cost
 from nst_engine.errors import Cancelled
 from nst_engine.pool.protocol import JobHandle, StyleBackend, StyleRequest
 from nst_engine.types import LossSummary, StyleOptions, StyleResult
@@ -233,19 +234,21 @@ class JobService:
             # 2. Inputs: download and decode the attachments.
             files = [s for s in sources if isinstance(s, InputFile)]
             # Started before the status shows its Cancel button, so a Cancel always finds a download to stop.
-            job.download = asyncio.ensure_future(self.downloader.fetch(sources, limits))
+            job.download = asyncio.ensure_future(self.downloader.fetch(sources, limits, shorten=args.fit))
             if files:
                 await reporter.downloading(len(files))
                 await self._note_status(job, reporter)
-            inputs = await self._download(job, sources, limits)
+            inputs = await self._download(job, sources, limits, shorten=args.fit)
             job.timings["download"] = time.monotonic() - job.started
             if job.cancelled_by:
                 raise Cancelled(f"cancelled by {job.cancelled_by}")
+            options = job.options = fit_animation(inputs, options, limits, fit_it=args.fit)
 
-            # 3. The fair queue, then the backend.
+            # 3. The fair queue, then the backend (an animation's time limit grows with its frames).
             request = StyleRequest(
                 content=inputs.content, styles=list(inputs.styles), options=options, job_id=job_id,
-                owner=f"{job.guild_id or 'dm'}/{job.user_id}", timeout=self.settings.nst_job_timeout,
+                owner=f"{job.guild_id or 'dm'}/{job.user_id}", clip=inputs.clip,
+                timeout=self.settings.nst_job_timeout * clip_cost(inputs.clip),
             )
             self.queue.enqueue(job.user_id, job_id)
             await self._wait_turn(job, reporter)
@@ -258,6 +261,7 @@ class JobService:
                 job.handle.cancel()
             result = await self._follow(job, reporter)
             job.timings["ran"] = time.monotonic() - t_start
+            result.summary = replace(result.summary, notes=(*result.summary.notes, *inputs.notes))
             return result, inputs
         finally:
             self.queue.release(job_id)
@@ -291,10 +295,10 @@ class JobService:
             job.interrupted = True
             self._stop(job, "a restart")
 
-    async def _download(self, job: ActiveJob, sources: Sequence[Source], limits: Limits) -> Inputs:
+    async def _download(self, job: ActiveJob, sources: Sequence[Source], limits: Limits, *, shorten: bool) -> Inputs:
         """The downloader's fetch as a task the Cancel button can stop at once."""
         if job.download is None:
-            job.download = asyncio.ensure_future(self.downloader.fetch(sources, limits))
+            job.download = asyncio.ensure_future(self.downloader.fetch(sources, limits, shorten=shorten))
         try:
             return await job.download
         except asyncio.CancelledError:

@@ -67,6 +67,11 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE jobs ADD COLUMN status_channel_id INTEGER;
     ALTER TABLE jobs ADD COLUMN status_message_id INTEGER;
     """,
+    # 5: a server's limits on animations.
+    """
+    ALTER TABLE guild_settings ADD COLUMN max_frames INTEGER;
+    ALTER TABLE guild_settings ADD COLUMN max_animation_megapixels REAL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -178,8 +183,8 @@ class Database:
     async def guild_limits(self, guild_id: int) -> GuildLimits:
         """A server's settings; the bot-wide defaults (with a warning) when the database cannot be read."""
         sql = (
-            "SELECT max_file_mb, max_megapixels, max_output_side, allowed_presets "
-            "FROM guild_settings WHERE guild_id = ?"
+            "SELECT max_file_mb, max_megapixels, max_output_side, allowed_presets, max_frames, "
+            "max_animation_megapixels FROM guild_settings WHERE guild_id = ?"
         )
         try:
             async with self.conn.execute(sql, (guild_id,)) as cur:
@@ -190,16 +195,18 @@ class Database:
         if row is None:
             return GuildLimits()
         presets = tuple(row[3].split(",")) if row[3] else None
-        return GuildLimits(row[0], row[1], row[2], presets)
+        return GuildLimits(row[0], row[1], row[2], presets, row[4], row[5])
 
     async def set_guild_limits(self, guild_id: int, limits: GuildLimits, *, updated_by: int) -> None:
         presets = ",".join(limits.allowed_presets) if limits.allowed_presets is not None else None
         await self._save_settings(
             "INSERT INTO guild_settings (guild_id, max_file_mb, max_megapixels, max_output_side, "
-            "allowed_presets, updated_by, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?) "
+            "allowed_presets, max_frames, max_animation_megapixels, updated_by, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(guild_id) DO UPDATE SET max_file_mb = excluded.max_file_mb, "
             "max_megapixels = excluded.max_megapixels, max_output_side = excluded.max_output_side, "
-            "allowed_presets = excluded.allowed_presets, updated_by = excluded.updated_by, "
+            "allowed_presets = excluded.allowed_presets, max_frames = excluded.max_frames, "
+            "max_animation_megapixels = excluded.max_animation_megapixels, updated_by = excluded.updated_by, "
             "updated_at = excluded.updated_at",
             (
                 guild_id,
@@ -207,6 +214,8 @@ class Database:
                 limits.max_megapixels,
                 limits.max_output_side,
                 presets,
+                limits.max_frames,
+                limits.max_animation_megapixels,
                 updated_by,
                 time.time(),
             ),

@@ -24,6 +24,8 @@ class Limits:
     max_megapixels: float
     max_output_side: int
     allowed_presets: tuple[str, ...]
+    max_frames: int = 48  # frames of an animated content image
+    max_animation_megapixels: float = 8.0  # frames x output pixels of one animation
 
     @property
     def max_bytes(self) -> int:
@@ -40,6 +42,8 @@ class Limits:
             max_megapixels=settings.max_megapixels,
             max_output_side=settings.max_output_side,
             allowed_presets=tuple(settings.allowed_presets),
+            max_frames=settings.max_frames,
+            max_animation_megapixels=settings.max_animation_megapixels,
         )
 
 
@@ -51,6 +55,8 @@ class GuildLimits:
     max_megapixels: float | None = None
     max_output_side: int | None = None
     allowed_presets: tuple[str, ...] | None = None
+    max_frames: int | None = None
+    max_animation_megapixels: float | None = None
 
     def is_empty(self) -> bool:
         return all(getattr(self, f.name) is None for f in fields(self))
@@ -62,6 +68,8 @@ LIMIT_FLOORS: dict[str, float] = {
     "max_file_mb": 0.1,
     "max_megapixels": 0.1,
     "max_output_side": 64,
+    "max_frames": 1,  # one frame: animations are painted as stills
+    "max_animation_megapixels": 0.1,
 }
 
 LIMIT_LABELS = {
@@ -69,7 +77,10 @@ LIMIT_LABELS = {
     "max_megapixels": "max megapixels",
     "max_output_side": "max output long side (px)",
     "allowed_presets": "allowed presets",
+    "max_frames": "max animation frames",
+    "max_animation_megapixels": "max animation megapixels (frames x output)",
 }
+_WHOLE = ("max_output_side", "max_frames")  # limits that are whole numbers
 
 
 def effective_limits(ceilings: Limits, guild: GuildLimits | None) -> Limits:
@@ -84,6 +95,10 @@ def effective_limits(ceilings: Limits, guild: GuildLimits | None) -> Limits:
         max_megapixels=_bounded("max_megapixels", ceilings.max_megapixels, guild.max_megapixels),
         max_output_side=int(_bounded("max_output_side", ceilings.max_output_side, guild.max_output_side)),
         allowed_presets=presets,
+        max_frames=int(_bounded("max_frames", ceilings.max_frames, guild.max_frames)),
+        max_animation_megapixels=_bounded(
+            "max_animation_megapixels", ceilings.max_animation_megapixels, guild.max_animation_megapixels
+        ),
     )
 
 
@@ -161,7 +176,7 @@ def apply_update(current: GuildLimits, ceilings: Limits, **changes: Any) -> Guil
                 f"The {label} must be at least {_fmt(floor)} (you asked for {_fmt(value)}): below that no "
                 "picture could be accepted."
             )
-        updates[name] = int(value) if name == "max_output_side" else float(value)
+        updates[name] = int(value) if name in _WHOLE else float(value)
     return replace(current, **updates)
 
 

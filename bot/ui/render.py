@@ -48,8 +48,9 @@ def format_loss(value: float) -> str:
 def progress_text(event: ProgressEvent, *, title: str) -> str:
     losses = event.losses
     parts = [f"{title}", progress_bar(event.fraction)]
+    frame = f"Frame {event.frame} of {event.frames} · " if event.frames > 1 else ""
     parts.append(
-        f"Step {event.step}/{event.total_steps} · scale {event.scale}/{event.scales} "
+        f"{frame}Step {event.step}/{event.total_steps} · scale {event.scale}/{event.scales} "
         f"({event.width}×{event.height}) · ETA {format_duration(event.eta)}"
     )
     if losses:
@@ -80,11 +81,13 @@ def result_embed(
         ("Total", start.total, end.total),
     ]
     lines = [f"`{name:<7}` {format_loss(a)} → **{format_loss(b)}**" for name, a, b in rows]
-    embed.add_field(name="Loss (start → end)", value="\n".join(lines), inline=False)
+    heading = "Loss (start → end)" if summary.frames == 1 else f"Loss (start → end, the mean of {summary.frames} frames)"
+    embed.add_field(name=heading, value="\n".join(lines), inline=False)
     embed.add_field(name="Iterations", value=str(summary.iterations))
     embed.add_field(name="Time", value=format_duration(summary.seconds))
     embed.add_field(name="Preset", value=summary.preset)
-    embed.add_field(name="Size", value=f"{summary.width}×{summary.height}")
+    size = f"{summary.width}×{summary.height}"
+    embed.add_field(name="Size", value=size if summary.frames == 1 else f"{size}, {summary.frames} frames")
     embed.add_field(name="Device", value=f"{summary.device} ({summary.precision})")
     embed.set_image(url=f"attachment://{filename}")
     if chart:
@@ -115,6 +118,11 @@ def limits_embed(limits: Limits, *, ceilings: Limits, guild_name: str | None, ma
     )
     embed.add_field(name="Presets", value=", ".join(limits.allowed_presets))
     embed.add_field(name="Style images per job", value=f"up to {max_styles}")
+    embed.add_field(name="Animation frames", value=row(limits.max_frames, ceilings.max_frames, "frames"))
+    embed.add_field(
+        name="Animation size",
+        value=row(limits.max_animation_megapixels, ceilings.max_animation_megapixels, "MP (frames × output)"),
+    )
     return embed
 
 

@@ -12,6 +12,7 @@ import discord
 
 from bot.requests.failures import DeliveryFailed
 from bot.ui import render
+from nst_engine.animation import encode_clip
 from nst_engine.encoding import encode_image
 from nst_engine.errors import EncodeError
 from nst_engine.images import human_bytes
@@ -42,7 +43,7 @@ async def deliver_result(
     reporter: Reporter, result: StyleResult, *, job_id: str, view: discord.ui.View | None, attempts: int = 4,
 ) -> tuple[discord.Message | None, int]:
     """Post the picture (and the loss chart when it fits) within the upload limit; returns the message and the bytes
-    uploaded (picture and chart).
+    uploaded (picture and chart). An animation goes as animated WebP or GIF, whichever fits better.
 
     Discord's real limit can be lower than the one it announces: on 413 the chart is dropped and the picture is
     re-encoded at half the size, up to ``attempts`` times. Raises DeliveryFailed when nothing fits.
@@ -56,7 +57,10 @@ async def deliver_result(
     note = ""
     for _attempt in range(attempts):
         try:
-            encoded = await asyncio.to_thread(encode_image, result.image, max_bytes=max(1, budget))
+            if result.clip is not None:
+                encoded = await asyncio.to_thread(encode_clip, result.clip, max_bytes=max(1, budget))
+            else:
+                encoded = await asyncio.to_thread(encode_image, result.image, max_bytes=max(1, budget))
         except EncodeError as exc:
             raise DeliveryFailed(
                 f"The result could not be made small enough for this server's upload limit "

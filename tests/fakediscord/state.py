@@ -417,11 +417,13 @@ class FakeMessage:
         return [a.filename for a in self.attachments]
 
     def shown_text(self) -> str:
-        """Everything the message shows a person: its content, then each embed's title, description and fields."""
+        """Everything the message shows a person: its content, then each embed's title, description, fields and
+        footer."""
         parts = [self.content or ""]
         for e in self.embeds:
             parts += [e.get("title", ""), e.get("description", "")]
             parts += [f"{f.get('name', '')}: {f.get('value', '')}" for f in e.get("fields", [])]
+            parts.append((e.get("footer") or {}).get("text", ""))
         return "\n".join(parts)
 
     def button(self, custom_id: str) -> dict[str, Any] | None:
