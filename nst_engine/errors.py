@@ -68,7 +68,12 @@ class WorkerCrashedError(PoolError):
 
 
 class JobTimeoutError(PoolError):
-    """The job ran longer than its time limit and was stopped."""
+    """The job ran longer than its time limit (``seconds``; an animation's grows with its ``frames``) and was
+    stopped."""
+
+    def __init__(self, message: str, *, seconds: float | None = None, frames: int = 1) -> None:
+        super().__init__(message)
+        self.seconds, self.frames = seconds, frames
 
 
 class JobFailedError(PoolError):

@@ -71,6 +71,14 @@ class Context:
 
 Rule = Callable[[BaseException, Context], Failure]
 
+
+def _timeout(exc: JobTimeoutError, context: Context) -> str:
+    minutes = (exc.seconds or context.job_timeout) / 60
+    if exc.frames > 1:
+        return (f"Your animation ran longer than its {minutes:.3g}-minute limit ({exc.frames} frames) and was "
+                "stopped. Try the `fast` preset, a shorter animation or smaller images.")  # fmt: skip
+    return f"Your job ran longer than the {minutes:.3g}-minute limit and was stopped. Try the `fast` preset or smaller images."
+
 FAILURES: tuple[tuple[type[BaseException], Rule], ...] = (
     (Refusal, lambda e, c: Failure(cast(Refusal, e).reason, str(e), refused=True)),
     (FairQueueFull, lambda e, c: Failure("queue-full", str(e), title="Queue", refused=True)),
@@ -82,10 +90,7 @@ FAILURES: tuple[tuple[type[BaseException], Rule], ...] = (
         "crashed",
         "The worker process running your job crashed (it may have run out of memory). Other jobs are not "
         "affected; please send it again, perhaps with smaller images or the `fast` preset.")),
-    (JobTimeoutError, lambda e, c: Failure(
-        "timeout",
-        f"Your job ran longer than the {c.job_timeout / 60:g}-minute limit and was stopped. "
-        "Try the `fast` preset or smaller images.")),
+    (JobTimeoutError, lambda e, c: Failure("timeout", _timeout(cast(JobTimeoutError, e), c))),
     (OutOfMemoryError, lambda e, c: Failure(
         "out-of-memory", "The device ran out of memory for this job, even at a smaller size. Try smaller images.")),
     (QueueFullError, lambda e, c: Failure(

@@ -303,7 +303,8 @@ def stopped_outcome(reason: StopReason, timeout: float, frames: int = 1) -> tupl
         limit = f"{timeout:g} s" if frames == 1 else f"{timeout:g} s (the limit for {frames} frames)"
         return "failed", JobTimeoutError(
             f"the job took longer than {limit} and was stopped; "
-            "try a smaller size, fewer iterations" + (", fewer frames" if frames > 1 else "") + " or the 'fast' preset"
+            "try a smaller size, fewer iterations" + (", fewer frames" if frames > 1 else "") + " or the 'fast' preset",
+            seconds=timeout, frames=frames,
         )
     if reason == "shutdown":
         return "cancelled", Cancelled("the style service is shutting down; the job was stopped")

@@ -73,6 +73,8 @@ def describe_failure(exc: BaseException, *, timeout: float) -> str:
 def test_failure_messages():
     assert "crashed" in describe_failure(WorkerCrashedError("x"), timeout=600)
     assert "10-minute limit" in describe_failure(JobTimeoutError("x"), timeout=600)
+    animation = describe_failure(JobTimeoutError("x", seconds=1800, frames=7), timeout=600)
+    assert "Your animation ran longer than its 30-minute limit (7 frames)" in animation
     msg = describe_failure(TooManyPixelsError("style image is 50 MP", role="style image"), timeout=1)
     assert msg == "Style image is 50 MP. Send a smaller image."
     assert "logged" in describe_failure(RuntimeError("secret detail"), timeout=1)

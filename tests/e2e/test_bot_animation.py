@@ -66,6 +66,13 @@ async def test_an_animated_gif_by_prefix_and_slash_comes_back_animated_with_its_
         result = await fake.wait_for_message(fake.channel, is_result, timeout=90)
         assert result in record.followups and timing(picture(result)) == (4, DURATIONS)
 
+        # A re-run button paints the whole animation again from the kept frames.
+        button = next(c for c in result.custom_ids() if c.startswith("nst:rerun:weaker:"))
+        click = await fake.click_button(result, button)
+        await fake.wait_for_ack(click, timeout=3)
+        rerun = await fake.wait_for_message(fake.channel, is_result, timeout=90, since=result)
+        assert timing(picture(rerun)) == (4, DURATIONS) and "4 frames" in embed_text(rerun)
+
 
 async def test_animation_limits_refuse_with_the_numbers_or_shorten_and_shrink_when_asked(fake, tmp_path, pool):
     settings = make_settings(tmp_path, max_frames=3, max_animation_megapixels=0.012)
