@@ -11,7 +11,9 @@ Sections, each a few lines of one table (printed as it goes, and written to --ou
 (4) the worker pool with one GPU worker: start (model loaded once), a job, two jobs back to back, the overhead
     per job against calling the engine directly;
 (5) a real out-of-memory retry: a child process capped (``torch.cuda.set_per_process_memory_fraction``) so that a
-    large job overflows; the worker's code retries it smaller and the result carries a note.
+    large job overflows; the worker's code retries it smaller and the result carries a note;
+(6) an animation: the 16-frame 256 px clip of ``make bench`` with ``fast``: each frame's time, the steadiness and a
+    frame's losses against a still's (fails above 1.5 or 1.10).
 Uses ../shared/weights and no network. Without a CUDA GPU it says so in one line and exits 0.
 """
 
@@ -32,6 +34,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from benchmarks.animation import paint_sample_clip
 from benchmarks.common import IMAGES, ROOT, WEIGHTS, load_note, need_weights, open_rgb
 from nst_engine import StyleOptions, evaluate_losses, load_vgg, stylize
 from nst_engine.engine import check_options, plan_scales
@@ -56,11 +59,13 @@ class Plan:
     oom_size: int = 1536
     repeats: int = 5
     compile: bool = True
+    clip_frames: int = 16
+    clip_size: int = 256
 
     @classmethod
     def quick(cls) -> Plan:
         return cls(pass_sides=(64, 96), presets=(("fast", 64), ("balanced", 96)), iterations=2, bound_size=96,
-                   pool_size=64, oom_size=512, repeats=2, compile=False)  # fmt: skip
+                   pool_size=64, oom_size=512, repeats=2, compile=False, clip_frames=4, clip_size=64)  # fmt: skip
 
 
 @dataclass
@@ -274,6 +279,19 @@ def check_oom(report: Report, device: str, weights: str, plan: Plan) -> bool:
     return ok
 
 
+def check_animation(report: Report, model: VGGFeatures, plan: Plan) -> bool:
+    """The 16-frame 256 px clip of ``make bench`` (benchmarks/animation.py) on this device: times and steadiness."""
+    report(f"\n(6) animation: a {plan.clip_frames}-frame {plan.clip_size} px clip with fast (benchmarks/animation.py)")
+    figures, _ = paint_sample_clip(model, frames=plan.clip_frames, size=plan.clip_size, preset="fast")
+    report(f"    first frame {figures['first']:.2f} s; each next painted frame {figures['next_mean']:.2f} s mean, "
+           f"{figures['next_worst']:.2f} s worst ({figures['next_worst'] / figures['first']:.2f} of the first); "
+           f"whole clip {figures['total']:.1f} s")  # fmt: skip
+    steady = figures["steadiness"] <= 1.5 and figures["loss_ratio"] <= 1.10
+    report(f"    steadiness {figures['steadiness']:.2f} (<= 1.5), a frame's loss / a still's "
+           f"{figures['loss_ratio']:.3f} (<= 1.10): {'ok' if steady else 'FAIL'}")  # fmt: skip
+    return steady
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", help="cuda (default) | cuda:N | cpu (a dry run of the code paths)")
@@ -282,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "out" / "gpu-check.txt")
     parser.add_argument("--budget", type=float, help="seconds; later sections are skipped past it (default 330; "
                         "3600 with --quick, whose tiny jobs are not what the budget is for)")
-    parser.add_argument("--sections", type=int, nargs="+", default=[1, 2, 3, 4, 5], help="run only these")
+    parser.add_argument("--sections", type=int, nargs="+", default=[1, 2, 3, 4, 5, 6], help="run only these")
     args = parser.parse_args(argv)
 
     if args.device.startswith("cuda") and not torch.cuda.is_available():
@@ -319,6 +337,12 @@ def main(argv: list[str] | None = None) -> int:
             failures += not check_oom(report, args.device, weights, plan)
         else:
             report("\n(5) out-of-memory retry: skipped (time budget)")
+        if 6 not in wanted:
+            pass
+        elif time.monotonic() < deadline - 30:
+            failures += not check_animation(report, model, plan)
+        else:
+            report("\n(6) animation: skipped (time budget)")
     finally:
         report(f"\ntotal {budget - (deadline - time.monotonic()):.0f} s; {failures} check(s) failed")
         report.write(args.output)
