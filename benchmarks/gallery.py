@@ -4,7 +4,7 @@
 
 Writes two JPEGs: ``contact-sheet.jpg``, every photo of ../shared/images/content against every painting of
 ../shared/images/style with the ``balanced`` preset (4 x 4), and ``strengths.jpg``, two pairs at strength 0.25, 0.5, 1,
-2 and 4. Look at them before and after a change to the engine. Jobs with the same painting and size reuse its style
+2 and 4; and ``animation.webp``, a panned clip of the cat beside its painting (``fast``, 256 px). Look at them before and after a change to the engine. Jobs with the same painting and size reuse its style
 targets (the engine's cache), as a worker does.
 """
 
@@ -18,7 +18,10 @@ from PIL import Image, ImageDraw
 
 from benchmarks.common import IMAGES, ROOT, WEIGHTS, load_note, need_weights, open_rgb
 from nst_engine import PRESETS, load_vgg, stylize
+from nst_engine.animation import encode_clip
+from nst_engine.temporal import stylize_clip
 from nst_engine.vgg import VGGFeatures
+from tests.clips import pan_and_hold
 
 STRENGTHS = (0.25, 0.5, 1.0, 2.0, 4.0)
 STRENGTH_PAIRS = (("chelsea.png", "starry_night.jpg"), ("astronaut.png", "the_scream.jpg"))
@@ -86,13 +89,32 @@ def strength_sheet(model: VGGFeatures, size: int | None, iterations: int | None)
     return _grid(rows)
 
 
+def animation(model: VGGFeatures, size: int | None, iterations: int | None) -> bytes:
+    """The sample clip (the cat panned, then held; tests/clips.py) beside its painting with ``fast`` in the style of
+    The Starry Night, as one looping animated WebP."""
+    side = size or 256
+    source = pan_and_hold(open_rgb(IMAGES / "content" / "chelsea.png"), width=side, height=side * 3 // 4, pan=12,
+                          hold=6)  # fmt: skip
+    painted = stylize_clip(source, open_rgb(IMAGES / "style" / "starry_night.jpg"), model=model, preset="fast",
+                           size=side, iterations=iterations)  # fmt: skip
+    assert painted.clip is not None
+    print(f"  {len(source)} frames: {painted.summary.seconds:.1f} s", flush=True)
+    frames = []
+    for before, after in zip(source.frames, painted.clip.frames, strict=True):
+        pair = Image.new("RGB", (before.width + after.width + 4, after.height), "white")
+        pair.paste(before.resize(after.size), (0, 0))
+        pair.paste(after, (before.width + 4, 0))
+        frames.append(pair)
+    return encode_clip(source.with_frames(frames)).data
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, help=f"output long side (default: balanced's {PRESETS['balanced'].size})")
     parser.add_argument("--iterations", type=int, help="final-scale iterations (default: the preset's); for dry runs")
     parser.add_argument("--weights", default=str(WEIGHTS))
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "images")
-    parser.add_argument("--only", choices=("contact", "strengths"), help="write one of the two sheets")
+    parser.add_argument("--only", choices=("contact", "strengths", "animation"), help="write only this one")
     args = parser.parse_args(argv)
 
     model = load_vgg(need_weights(args.weights))  # a GPU when there is one
@@ -107,6 +129,10 @@ def main(argv: list[str] | None = None) -> None:
         sheet.save(args.out / name, quality=85, optimize=True)
         print(f"wrote {args.out / name} ({sheet.width}x{sheet.height}) in {time.perf_counter() - start:.0f} s; "
               f"{load_note()}", flush=True)  # fmt: skip
+    if args.only in (None, "animation"):
+        start = time.perf_counter()
+        (args.out / "animation.webp").write_bytes(animation(model, None, args.iterations))
+        print(f"wrote {args.out / 'animation.webp'} in {time.perf_counter() - start:.0f} s; {load_note()}", flush=True)
 
 
 if __name__ == "__main__":
