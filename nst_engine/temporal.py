@@ -41,7 +41,7 @@ from nst_engine.style_cache import STYLE_TARGETS, Grams, StyleTargetCache
 from nst_engine.types import ProgressCallback, ProgressEvent, StopCallback, StyleOptions, StyleResult
 from nst_engine.vgg import VGGFeatures
 
-NEXT_FRAME_SHARE = 0.25  # a next frame's iterations: this share of the first frame's (under animation.NEXT_FRAME_COST)
+NEXT_FRAME_SHARE = 0.28  # a next frame's iterations: this share of the first frame's (under animation.NEXT_FRAME_COST)
 STEADINESS_WEIGHT = 2000.0  # pulls a still pixel to its previous painted value; measured on the sample clip
 STILLNESS = 0.02  # source change ([0, 1] units, mean over RGB) at which the pull falls to 1/e of its full weight
 UNCHANGED = 0.5 / 255  # a source frame no pixel of which moves by this much repeats the painted frame before it

@@ -113,7 +113,8 @@ def photo(sample_images: Path) -> Image.Image:
     return Image.open(sample_images / "content" / "chelsea.png").convert("RGB")
 
 
-OPTIONS = {"preset": "fast", "size": 96}
+# fp32: the same figures on every CPU (bf16 rounds differently with and without AMX)
+OPTIONS = {"preset": "fast", "size": 96, "precision": "fp32"}
 
 
 @pytest.mark.realweights
@@ -131,17 +132,17 @@ def test_a_clip_is_painted_steadily_and_each_frame_as_well_as_a_still(real_model
     assert all(e.frames == 5 for e in events) and events[-1].fraction == pytest.approx(1.0)
     assert all(a.fraction <= b.fraction + 1e-9 for a, b in itertools.pairwise(events))
     # A frame painted from the one before is as good as a still painted on that frame alone.
-    frame = source.frames[3]
+    frame = source.frames[2]  # the last frame of the pan
     still = stylize(frame, painting, model=real_model, **OPTIONS)
-    ours, _ = evaluate_losses(result.clip.frames[3], frame, painting, model=real_model, precision="fp32", **OPTIONS)
-    alone, _ = evaluate_losses(still.image, frame, painting, model=real_model, precision="fp32", **OPTIONS)
+    ours, _ = evaluate_losses(result.clip.frames[2], frame, painting, model=real_model, **OPTIONS)
+    alone, _ = evaluate_losses(still.image, frame, painting, model=real_model, **OPTIONS)
     assert ours.total <= 1.1 * alone.total
 
 
 @pytest.mark.realweights
 def test_a_still_but_noisy_clip_stays_still(real_model: Any, painting: Image.Image, photo: Image.Image) -> None:
     """Frames that differ only by sensor or compression noise must not be repainted (no flicker)."""
-    base = np.asarray(photo.resize((96, 72), Image.Resampling.LANCZOS), dtype=np.int16)
+    base = np.asarray(photo.resize((64, 48), Image.Resampling.LANCZOS), dtype=np.int16)
     rng = np.random.default_rng(1)
     frames = tuple(Image.fromarray(np.clip(base + rng.integers(-3, 4, base.shape), 0, 255).astype(np.uint8))
                    for _ in range(3))  # fmt: skip
