@@ -110,15 +110,17 @@ async def test_invalid_requests_are_refused_before_any_worker(
 
 
 async def test_event_loop_stays_responsive_while_jobs_run(pool: ProcessPoolBackend) -> None:
-    """A 10 ms ticker measures the loop's lag while four jobs stream every iteration and previews."""
+    """A 10 ms ticker measures the CPU time the loop's thread spends between two ticks while four jobs stream every
+    iteration and previews: work done on the loop (decoding a picture, say) shows there, however busy the machine is
+    (a wall-clock lag would also count the time the OS gave the CPU to other processes)."""
     lags: list[float] = []
     stop = asyncio.Event()
 
     async def ticker() -> None:
         while not stop.is_set():
-            before = time.perf_counter()
+            before = time.thread_time()
             await asyncio.sleep(0.01)
-            lags.append(time.perf_counter() - before - 0.01)
+            lags.append(time.thread_time() - before)
 
     tick = asyncio.create_task(ticker())
     jobs = [pool.submit(request(25, preview_every=0.05)) for _ in range(4)]
@@ -134,7 +136,7 @@ async def test_event_loop_stays_responsive_while_jobs_run(pool: ProcessPoolBacke
     stop.set()
     await tick
     assert len(lags) > 50
-    assert max(lags) < 0.25, f"event loop lag up to {max(lags):.3f} s"
+    assert max(lags) < 0.1, f"the event loop's thread worked up to {max(lags):.3f} s between two ticks"
     assert previews >= 4  # at least the final preview of each job arrived
 
 
