@@ -25,16 +25,18 @@ from pydantic import ValidationError
 from bot.config import Settings
 from bot.ops.invite import invite_url
 from bot.ops.logs import setup_logging
+from nst_engine import __version__
 
 if TYPE_CHECKING:
     from bot.app import StyleBot
 
 log = logging.getLogger("bot")
 
-CLI_USAGE = """usage: nst-bot [doctor]
+CLI_USAGE = """usage: nst-bot [doctor | --version | --help]
 
-  nst-bot          run the bot (settings from the environment and .env; see .env.example)
-  nst-bot doctor   check the settings, token, weights, database and Discord, one line each, then exit"""
+  nst-bot            run the bot (settings from the environment and .env; see .env.example)
+  nst-bot doctor     check the settings, token, weights, database and Discord, one line each, then exit
+  nst-bot --version  print the version, then exit"""
 
 NO_TOKEN = (
     "DISCORD_TOKEN is not set: copy .env.example to .env and set DISCORD_TOKEN to your bot's token "
@@ -213,12 +215,15 @@ def main(argv: list[str] | None = None) -> int:
     if args and args[0] in ("-h", "--help", "help"):
         print(CLI_USAGE)
         return 0
+    if args in (["--version"], ["-V"], ["version"]):
+        print(f"nst-bot {__version__}")
+        return 0
     if args == ["doctor"]:
         from bot.ops import doctor
 
         return doctor.main()
     if args:
-        print(f"unknown arguments {' '.join(args)!r}\n{CLI_USAGE}", file=sys.stderr)
+        print(f"nst-bot: unknown arguments {' '.join(args)!r}\n\n{CLI_USAGE}", file=sys.stderr)
         return CONFIG_ERROR
     settings = load_settings()
     if isinstance(settings, str):

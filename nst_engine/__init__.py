@@ -63,6 +63,8 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'nst_engine' has no attribute {name!r}")
 
 
+__version__ = "0.1.0"  # the project's one version: pyproject reads it, `nst --version` and the bot show it
+
 __all__ = [
     "DEFAULT_PRESET",
     "PRESETS",
@@ -85,6 +87,7 @@ __all__ = [
     "TooManyPixelsError",
     "UnsupportedFormatError",
     "WeightsError",
+    "__version__",
     "check_options",
     "decode_clip",
     "encode_clip",

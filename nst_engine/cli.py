@@ -9,6 +9,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from nst_engine import __version__
 from nst_engine.animation import MAX_FRAMES, Clip, decode_clip, encode_clip
 from nst_engine.errors import ImageError, NSTError, OptionsError, WeightsError
 from nst_engine.images import ImageLimits
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Neural style transfer (Gatys et al.): paint CONTENT in the style of STYLE.",
         epilog=f"Presets — {presets}. Weights: NST_WEIGHTS or --weights (default: torchvision's IMAGENET1K_V1).",
     )
+    parser.add_argument("--version", action="version", version=f"nst {__version__}")
     parser.add_argument("content", type=Path, help="content image (photo, or an animated GIF, APNG or WebP)")
     parser.add_argument("styles", type=Path, nargs="+", metavar="style", help="style image(s); several are blended")
     parser.add_argument("-o", "--output", type=Path, required=True,
