@@ -17,6 +17,7 @@ from .state import (
     FakeUser,
     FileSpec,
     InteractionRecord,
+    Perm,
     RecordedRequest,
     RegisteredCommand,
     iso_now,
@@ -184,6 +185,32 @@ class DriverMixin:
         candidates.sort(key=lambda c: c.guild_id is None)
         return candidates[0] if candidates else None
 
+    def visible_commands(self, user: FakeUser | None = None, channel: FakeChannel | None = None) -> set[str]:
+        """What the Discord client offers ``user`` in ``channel`` on typing ``/``: the paths ("name", "name sub",
+        "name group sub") of the chat commands registered for there. Like Discord, a top-level command's
+        ``default_member_permissions`` hides it from members who lack them ("0": from everyone but administrators),
+        its ``contexts``/``dm_permission`` hide it in DMs, and subcommands' own permissions are ignored. (A server's
+        admins can still grant a hidden command to anyone, so ``invoke_slash`` does not refuse it.)"""
+        user = user or self.member
+        channel = channel or self.channel
+        member = channel.guild.member(user) if channel.guild is not None else None
+        shown: set[str] = set()
+        for cmd in self.commands:
+            if cmd.type != 1 or self.find_command(cmd.name, channel) is not cmd:
+                continue
+            payload = cmd.payload
+            if channel.guild is None:
+                contexts = payload.get("contexts")
+                if payload.get("dm_permission") is False or (contexts is not None and 1 not in contexts):
+                    continue
+            needed = payload.get("default_member_permissions")
+            if needed is not None and member is not None:
+                perms = member.permissions_in(channel)
+                if not perms & Perm.ADMINISTRATOR and (int(needed) == 0 or perms & int(needed) != int(needed)):
+                    continue
+            shown |= {" ".join([cmd.name, *path]) for path in cmd.paths()}
+        return shown
+
     async def invoke_slash(self, name: str, options: dict[str, Any] | None = None,
                            user: FakeUser | None = None, channel: FakeChannel | None = None, *,
                            subcommand: str | None = None, group: str | None = None,
@@ -226,8 +253,8 @@ class DriverMixin:
 
     async def invoke_autocomplete(self, name: str, options: dict[str, Any], focused: str,
                                   user: FakeUser | None = None, channel: FakeChannel | None = None, *,
-                                  subcommand: str | None = None) -> InteractionRecord:
-        """A user types into option `focused` of `/name [subcommand]`; INTERACTION_CREATE type 4 (autocomplete).
+                                  subcommand: str | None = None, group: str | None = None) -> InteractionRecord:
+        """A user types into option `focused` of `/name [group] [subcommand]`; INTERACTION_CREATE type 4.
         `options` holds what is typed so far (strings as typed). The bot's choices: `record.choices()`."""
         user = user or self.member
         channel = channel or self.channel
@@ -235,7 +262,7 @@ class DriverMixin:
         cmd = self.find_command(name, channel)
         if cmd is None:
             raise AssertionError(f"/{name} is not registered with the fake Discord")
-        path = [subcommand] if subcommand else []
+        path = [p for p in (group, subcommand) if p]
         declared = cmd.option_types(path)
         if focused not in options or focused not in declared:
             raise AssertionError(f"/{name} {subcommand or ''}: cannot focus {focused!r} (options {sorted(declared)})")
@@ -249,6 +276,8 @@ class DriverMixin:
             opts.append(opt)
         if subcommand:
             opts = [{"name": subcommand, "type": SUB_COMMAND, "options": opts}]
+        if group:
+            opts = [{"name": group, "type": SUB_GROUP, "options": opts}]
         data: dict[str, Any] = {"id": str(cmd.id), "name": name, "type": 1, "options": opts}
         if cmd.guild_id is not None:
             data["guild_id"] = str(cmd.guild_id)

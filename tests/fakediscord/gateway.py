@@ -77,6 +77,8 @@ class Gateway:
         self.fake = fake
         self.sessions: dict[str, Session] = {}
         self.identify_count = 0
+        #: (intents asked for, close code) of each IDENTIFY refused, e.g. a privileged intent not enabled: 4014
+        self.refused_identifies: list[tuple[int, int]] = []
         self.resume_count = 0
         self.heartbeats = 0
         self._sockets: set[web.WebSocketResponse] = set()
@@ -165,7 +167,9 @@ class Gateway:
             self.heartbeats += 1
             await conn.send({"op": HEARTBEAT_ACK, "d": None})
         elif op == IDENTIFY:
-            if int((d or {}).get("intents", 0)) & MESSAGE_CONTENT and not self.fake.config.app_flags & (3 << 18):
+            intents = int((d or {}).get("intents", 0))
+            if intents & MESSAGE_CONTENT and not self.fake.config.app_flags & (3 << 18):
+                self.refused_identifies.append((intents, 4014))
                 await conn.ws.close(code=4014, message=b"Disallowed intent(s).")
                 return None
             return await self._identify(conn, d or {})

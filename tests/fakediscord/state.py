@@ -590,6 +590,19 @@ class RegisteredCommand:
             options = (sub or {}).get("options") or []
         return {o["name"]: int(o["type"]) for o in options}
 
+    def paths(self) -> list[list[str]]:
+        """Every invocable path below the command: [] alone, or [sub] / [group, sub] for each subcommand."""
+        subs = [o for o in self.payload.get("options") or [] if o.get("type") in (1, 2)]
+        if not subs:
+            return [[]]
+        out: list[list[str]] = []
+        for sub in subs:
+            if sub["type"] == 1:
+                out.append([sub["name"]])
+            else:
+                out += [[sub["name"], inner["name"]] for inner in sub.get("options") or [] if inner.get("type") == 1]
+        return out
+
 
 @dataclass
 class FakeConfig:
