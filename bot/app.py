@@ -14,11 +14,15 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.gallery.store import GalleryStore, PaintingCatalog
+from bot.requests.cooldown import Cooldowns
+from bot.requests.defaults import DefaultsLookup
 from bot.requests.events import JobObserver
 from bot.requests.failures import GENERIC, describe_command_error
+from bot.requests.gate import RequestGate
 from bot.requests.service import JobService
 from bot.storage.db import Database, JobRecord
 from bot.storage.limits import MB, Limits, LimitsLookup
+from bot.storage.user_defaults import UserDefaultsStore
 from bot.ui.render import error_embed
 from bot.ui.replies import answer, pings
 from nst_engine.pool.protocol import StyleBackend
@@ -63,7 +67,8 @@ class StyleBot(commands.Bot):
     ) -> None:
         self.settings = settings if settings is not None else Settings()
         intents = discord.Intents.default()
-        intents.message_content = True  # the prefix command reads the message text
+        # Only `!style` reads message text; "auto" may turn this off in setup_hook, before the gateway connects.
+        intents.message_content = self.settings.message_content_intent != "off"
         super().__init__(
             command_prefix=commands.when_mentioned_or(self.settings.bot_prefix),
             intents=intents,
@@ -84,12 +89,16 @@ class StyleBot(commands.Bot):
         self._background: set[asyncio.Task[None]] = set()
 
     async def setup_hook(self) -> None:
+        from bot.cogs.admin import AdminCog
         from bot.cogs.gallery import GalleryCog, StylizeCog
         from bot.cogs.help import HelpCog
         from bot.cogs.limits import LimitsCog
         from bot.cogs.style import StyleCog
+        from bot.cogs.user_settings import UserSettingsCog
         from bot.ui.buttons import CancelButton, RerunButton
 
+        if self.settings.message_content_intent == "auto":
+            await self._choose_message_content()
         await self.db.open()
         # Jobs the journal still holds open were interrupted by the last shutdown or crash.
         stale = await self.db.unfinished_jobs()
@@ -102,20 +111,45 @@ class StyleBot(commands.Bot):
             observers=self._observers,
         )
         await self.jobs.start()
+        self.gate = RequestGate(
+            queue=self.jobs.queue, limits_for=self.limits_for, cooldowns=Cooldowns(self.settings.user_cooldown),
+            max_styles=self.settings.max_styles, job_timeout=self.settings.nst_job_timeout,
+            observers=self.jobs.observers,  # the same list: observers added later (metrics) hear refusals too
+        )
+        self.user_defaults = UserDefaultsStore(self.db)
+        defaults = DefaultsLookup(self.user_defaults, self.limits_for)
         # Style gallery (bot/gallery/): the built-in paintings and each server's own.
         self.gallery = GalleryStore(self.db, max_items=self.settings.gallery_max_items,
                                     max_bytes=int(self.settings.gallery_max_mb * MB))
         self.paintings = PaintingCatalog(self.gallery)
-        await self.add_cog(StyleCog(self.settings, self.jobs, self.paintings))
-        await self.add_cog(LimitsCog(self.settings, self.db, self.limits_for))
+        await self.add_cog(StyleCog(self.settings, self.jobs, self.paintings, gate=self.gate, defaults=defaults))
+        limits_cog = LimitsCog(self.settings, self.limits_for)
+        await self.add_cog(limits_cog)
         await self.add_cog(HelpCog(self.settings, self.limits_for))
         await self.add_cog(GalleryCog(self.settings, self.gallery, self.limits_for))
-        await self.add_cog(StylizeCog(self.settings, self.jobs, self.paintings, self.limits_for, self.tree))
+        await self.add_cog(AdminCog(self.settings, self.db, self.gallery, self.limits_for, limits_cog))
+        await self.add_cog(UserSettingsCog(self.user_defaults, defaults, self.paintings, self.limits_for))
+        await self.add_cog(StylizeCog(self.settings, self.jobs, self.paintings, self.limits_for, self.tree,
+                                      gate=self.gate, defaults=defaults))
         self.add_dynamic_items(CancelButton, RerunButton)
         if self.settings.sync_commands:
             await self.sync_commands()
         if stale:
             self._spawn(self._report_interrupted(stale))
+
+    async def _choose_message_content(self) -> None:
+        """Ask for the privileged Message Content intent only when the application has it (Developer Portal), so a
+        bot without it still starts: slash commands, Stylize and mentions work; only `!style` needs the text."""
+        info = self.application or await self.application_info()  # discord.py fetched it at login
+        flags = info.flags
+        if flags.gateway_message_content or flags.gateway_message_content_limited:
+            return
+        # Intents are read at IDENTIFY, after this hook: the connection state is what discord.py sends.
+        self._connection._intents.message_content = False
+        log.warning("the Message Content intent is off for this application, so %sstyle is off (Discord blanks "
+                    "message text without it); slash commands, Stylize and @mentions work. Enable it in the "
+                    "Developer Portal (Bot → Privileged Gateway Intents) to use %sstyle.",
+                    self.settings.bot_prefix, self.settings.bot_prefix)
 
     async def sync_commands(self) -> None:
         if self.settings.command_guild_id:

@@ -51,6 +51,7 @@ class Settings(PoolSettings):
     user_max_running: int = Field(1, ge=1)
     user_max_waiting: int = Field(1, ge=0)
     max_queue: int = Field(20, ge=1)
+    user_cooldown: float = Field(5.0, ge=0)  # seconds between one person's accepted requests; 0 = none
 
     download_timeout: float = Field(20.0, gt=0)
     delivery_retry_seconds: float = Field(10.0, gt=0)  # first pause before re-sending a result Discord refused
@@ -75,6 +76,11 @@ class Settings(PoolSettings):
     shutdown_grace: float = Field(60.0, ge=0)  # seconds running jobs may finish after SIGTERM/SIGINT
     shard_count: int | Literal["auto"] | None = None  # None: one shard; "auto": Discord's recommendation
     log_format: Literal["text", "json"] = "text"
+    # The privileged Message Content intent (only `!style` needs it): "auto" asks Discord at start-up whether the
+    # application has it; "on" requires it (start-up fails without); "off" never asks for it.
+    message_content_intent: Literal["auto", "on", "off"] = "auto"
+    source_url: str = ""  # where this bot's source is published (shown by /style-about); empty: not published
+
 
     @classmethod
     def settings_customise_sources(
@@ -115,7 +121,7 @@ class Settings(PoolSettings):
             raise ValueError("SHARD_COUNT must be at least 1, or auto, or empty for one shard")
         return value
 
-    @field_validator("log_format", mode="before")
+    @field_validator("log_format", "message_content_intent", mode="before")
     @classmethod
     def _format(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value

@@ -10,6 +10,8 @@ from bot.config import KNOWN_PRESETS, Settings
 from bot.gallery.named import parse_painting_request
 from bot.gallery.store import PaintingCatalog, UnknownPainting, painting_sources
 from bot.requests.arguments import SEED_MAX, STRENGTH_MAX, STRENGTH_MIN, STYLE_USAGE, ArgumentError, StyleArgs
+from bot.requests.defaults import Baseline, DefaultsLookup
+from bot.requests.gate import RequestGate
 from bot.requests.policy import InputFile, Source
 from bot.requests.service import JobService
 from bot.ui.render import error_embed
@@ -33,10 +35,18 @@ NO_PICTURE = (
 
 
 class StyleCog(commands.Cog):
-    def __init__(self, settings: Settings, jobs: JobService, paintings: PaintingCatalog) -> None:
+    def __init__(self, settings: Settings, jobs: JobService, paintings: PaintingCatalog, *, gate: RequestGate,
+                 defaults: DefaultsLookup) -> None:
         self.settings = settings
         self.jobs = jobs
         self.paintings = paintings  # built-in and gallery paintings, named instead of a style image (bot/gallery/)
+        self.gate = gate  # the checks before anything public is posted
+        self.defaults = defaults  # each person's own defaults, for the options they leave out
+
+    async def _favourite(self, base: Baseline, guild_id: int | None) -> str | None:
+        """The person's favourite painting when it can be used here."""
+        name = base.defaults.painting
+        return name if name is not None and await self.paintings.exists(guild_id, name) else None
 
     @commands.command(name="style")
     async def style_prefix(self, ctx: commands.Context[commands.Bot], *, args: str = "") -> None:
@@ -46,8 +56,10 @@ class StyleCog(commands.Cog):
         files = await self._collect(ctx.message)
         if files is None:
             return
+        base = await self.defaults(ctx.author.id, guild_id)
         try:
-            request = await parse_painting_request(args, self.paintings, guild_id, one_image=len(files) <= 1)
+            request = await parse_painting_request(args, self.paintings, guild_id, one_image=len(files) <= 1,
+                                                   base=base.args)
         except ArgumentError as exc:
             usage = STYLE_USAGE.format(prefix=self.settings.bot_prefix)
             await answer(ctx.message, error_embed(f"{exc}\n{usage}"))
@@ -56,16 +68,27 @@ class StyleCog(commands.Cog):
             await answer(ctx.message, error_embed(str(exc)))
             return
         sources: list[Source] = list(files)
-        if request.paintings:
+        paintings = list(request.paintings)
+        favourite = await self._favourite(base, guild_id) if len(files) == 1 and not paintings else None
+        if favourite is not None:  # one picture and no style: the person's favourite painting
+            paintings.append(favourite)
+        if paintings:
             if not files:
                 await answer(ctx.message, error_embed(NO_PICTURE.format(prefix=self.settings.bot_prefix)))
                 return
             try:
-                sources += await painting_sources(self.paintings, guild_id, request.paintings)
+                sources += await painting_sources(self.paintings, guild_id, paintings)
             except UnknownPainting as exc:  # removed a moment ago
                 await answer(ctx.message, error_embed(str(exc)))
                 return
-        self.jobs.submit(MessageReporter(ctx.message), sources, request.args)
+        failure = await self.gate.check(user_id=ctx.author.id, guild_id=guild_id, origin="prefix", sources=sources,
+                                        args=request.args)
+        if failure is not None:  # Discord has no private replies: a refusal of a message is a reply
+            await answer(ctx.message, error_embed(failure.message, title=failure.title))
+            return
+        reporter = MessageReporter(ctx.message)
+        reporter.note = base.note(request.args, painting=favourite)
+        self.jobs.submit(reporter, sources, request.args)
 
     async def _collect(self, message: discord.Message) -> list[InputFile] | None:
         """The images: on the message itself, or content from the replied-to message + styles from this one."""
@@ -90,9 +113,9 @@ class StyleCog(commands.Cog):
         content="The picture to repaint",
         painting="A painting on hand (built-in or this server's gallery) instead of a style image",
         style="The picture whose style to copy (optional when you choose a painting)",
-        preset=f"Speed/quality trade-off (default: {DEFAULT_PRESET})",
-        strength=f"How strong the style is: {STRENGTH_MIN:g} subtle … {STRENGTH_MAX:g} strong (default 1)",
-        preserve_colors="Keep the content's colours",
+        preset=f"Speed/quality trade-off (default: yours from /style-settings, else {DEFAULT_PRESET})",
+        strength=f"How strong the style is: {STRENGTH_MIN:g} subtle … {STRENGTH_MAX:g} strong (default: yours, else 1)",
+        preserve_colors="Keep the content's colours (default: yours from /style-settings, else no)",
         seed="Random seed, for reproducible results",
         fit="An animation over this server's limits: paint its first frames, or smaller, instead of refusing it",
         style2="A second style image to blend in",
@@ -106,41 +129,47 @@ class StyleCog(commands.Cog):
         painting: str | None = None,
         style: discord.Attachment | None = None,
         preset: app_commands.Choice[str] | None = None,
-        strength: app_commands.Range[float, STRENGTH_MIN, STRENGTH_MAX] = 1.0,
-        preserve_colors: bool = False,
+        strength: app_commands.Range[float, STRENGTH_MIN, STRENGTH_MAX] | None = None,
+        preserve_colors: bool | None = None,
         seed: app_commands.Range[int, 0, SEED_MAX] = 0,
         fit: bool = False,
         style2: discord.Attachment | None = None,
         style3: discord.Attachment | None = None,
     ) -> None:
         guild_id = interaction.guild.id if interaction.guild else None
+        base = await self.defaults(interaction.user.id, guild_id)
+        favourite = await self._favourite(base, guild_id) if style is None and painting is None else None
+        painting = painting if painting is not None else favourite
         if style is None and painting is None:
             await interaction.response.send_message(embed=error_embed(NO_STYLE), ephemeral=True)
             return
-        if painting is not None and not await self.paintings.exists(guild_id, painting):
-            try:
-                await self.paintings.resolve(guild_id, painting)  # raises UnknownPainting, naming close ones
-            except UnknownPainting as exc:
-                await interaction.response.send_message(embed=error_embed(str(exc)), ephemeral=True)
-                return
-        # Acknowledge first: Discord drops interactions not answered within 3 seconds.
-        await interaction.response.defer(thinking=True)
+        # Every check before anything public: a refusal is for the asker alone (ephemeral).
         attachments = [a for a in (content, style, style2, style3) if a is not None]
         sources: list[Source] = [InputFile.from_attachment(a) for a in attachments]
-        if painting is not None:
-            try:
-                sources += await painting_sources(self.paintings, guild_id, [painting])
-            except UnknownPainting as exc:  # removed a moment ago
-                await interaction.followup.send(embed=error_embed(str(exc)))
-                return
+        try:
+            if painting is not None:
+                sources += await painting_sources(self.paintings, guild_id, [painting])  # names close ones if unknown
+        except UnknownPainting as exc:
+            await interaction.response.send_message(embed=error_embed(str(exc)), ephemeral=True)
+            return
         args = StyleArgs(
-            preset=preset.value if preset else None,
-            strength=float(strength),
-            preserve_colors=preserve_colors,
+            preset=preset.value if preset else base.args.preset,
+            strength=base.args.strength if strength is None else float(strength),
+            preserve_colors=base.args.preserve_colors if preserve_colors is None else preserve_colors,
             seed=int(seed),
             fit=fit,
         )
-        self.jobs.submit(InteractionReporter(interaction), sources, args)
+        failure = await self.gate.check(user_id=interaction.user.id, guild_id=guild_id, origin="slash",
+                                        sources=sources, args=args)
+        if failure is not None:
+            await interaction.response.send_message(embed=error_embed(failure.message, title=failure.title),
+                                                    ephemeral=True)
+            return
+        # Acknowledge now, publicly: the status and the result are for the channel (Discord allows 3 seconds).
+        await interaction.response.defer(thinking=True)
+        reporter = InteractionReporter(interaction)
+        reporter.note = base.note(args, painting=favourite)
+        self.jobs.submit(reporter, sources, args)
 
     @style_slash.autocomplete("painting")
     async def _painting_autocomplete(

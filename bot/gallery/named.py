@@ -38,12 +38,13 @@ def _split(text: str) -> list[str]:
 
 
 async def parse_painting_request(
-    text: str, catalog: PaintingCatalog, guild_id: int | None, *, one_image: bool
+    text: str, catalog: PaintingCatalog, guild_id: int | None, *, one_image: bool, base: StyleArgs | None = None
 ) -> PaintingRequest:
     """Split the words after ``!style`` into paintings and options.
 
     Raises ArgumentError for options that make no sense, UnknownPainting when leading words name no painting but
     were surely meant to (``one_image``: the message brings only the picture to paint, or a painting's name is close).
+    ``base``: what options left out become (the person's defaults).
     """
     words = _split(text)
     names: list[str] = []
@@ -64,7 +65,7 @@ async def parse_painting_request(
         break
     rest = " ".join(words)
     try:
-        args = parse_style_args(rest)
+        args = parse_style_args(rest, base=base)
     except ArgumentError as exc:
         if names:
             raise

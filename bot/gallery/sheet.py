@@ -101,7 +101,7 @@ def decode_thumbs(thumbs: Sequence[tuple[str, bytes]]) -> list[tuple[str, Image.
 def main(argv: list[str] | None = None) -> int:
     """Draw the sheet ``/style-gallery list`` shows, for the docs: ``python -m bot.gallery.sheet OUT.jpg
     --server "Art Club" --painting "Our Mascot=cat.png" ...`` (server paintings go through the same checks and
-    normalisation as ``/style-gallery add``)."""
+    normalisation as ``/style-admin gallery add``)."""
     import argparse
     from pathlib import Path
 

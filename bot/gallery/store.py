@@ -192,7 +192,7 @@ class GalleryStore:
             if count >= self.max_items:
                 raise GalleryError(
                     f"This server's gallery is full: {count} of {self.max_items} paintings. "
-                    "Remove one with `/style-gallery remove` first."
+                    "Remove one with `/style-admin gallery remove` first."
                 )
             raise GalleryError(
                 f"No room for this painting: it takes {human_bytes(size)} once stored and the gallery already "

@@ -2,9 +2,10 @@
 
 Checks, in order: the settings parse; the token is set and shaped like a bot token; the VGG19 weights load and one
 tiny forward pass runs on the configured device (with a Ray cluster instead: its head answers and this machine has
-joined it); the database is writable and at the current schema version;
-Discord's API is reachable, accepts the token, and the application has the Message Content intent. Each failure
-says how to fix it; the exit code is 1 when any check failed. The invite link is printed at the end.
+joined it); the database is writable and at the current schema version; Discord's API is reachable, accepts the
+token, and whether the application has the Message Content intent (only `!style` needs it: without it that is a
+warning, unless MESSAGE_CONTENT_INTENT=on). Each failure says how to fix it; the exit code is 1 when any check failed
+(warnings do not count). The invite link is printed at the end.
 """
 
 from __future__ import annotations
@@ -41,11 +42,12 @@ class Check:
     detail: str
     fix: str = ""
     skipped: bool = False
+    warning: bool = False  # ok (the bot runs), but something works less than it could
 
     def line(self) -> str:
-        mark = "skip" if self.skipped else ("ok" if self.ok else "FAIL")
+        mark = "skip" if self.skipped else ("warn" if self.warning else ("ok" if self.ok else "FAIL"))
         text = f"[{mark:>4}] {self.name}: {self.detail}"
-        return f"{text} — fix: {self.fix}" if self.fix and not self.ok else text
+        return f"{text} — fix: {self.fix}" if self.fix and (self.warning or not self.ok) else text
 
 
 def check_token(settings: Settings) -> tuple[Check, int | None]:
@@ -175,13 +177,23 @@ async def check_discord(settings: Settings, api_base: str, *, timeout: float = 1
                       "check the network, DNS and any proxy (the bot needs HTTPS to discord.com)")], None
     app_id = int(app.get("id") or me.get("id"))
     checks = [Check("discord", True, f"{host} reachable; logged in as {me.get('username')} (id {me.get('id')})")]
-    flags = int(app.get("flags") or 0)
-    if flags & (GATEWAY_MESSAGE_CONTENT | GATEWAY_MESSAGE_CONTENT_LIMITED):
-        checks.append(Check("intents", True, "the Message Content intent is enabled"))
-    else:
-        checks.append(Check("intents", False, "the Message Content intent is off, so Discord will refuse the bot",
-                            f"{PORTAL} → Privileged Gateway Intents → enable Message Content"))
+    checks.append(check_intents(settings, int(app.get("flags") or 0)))
     return checks, app_id
+
+
+def check_intents(settings: Settings, app_flags: int) -> Check:
+    """The Message Content intent against MESSAGE_CONTENT_INTENT: only `!style` needs it."""
+    prefix = f"{settings.bot_prefix}style"
+    enable = f"{PORTAL} → Privileged Gateway Intents → enable Message Content"
+    if settings.message_content_intent == "off":
+        return Check("intents", True, f"Message Content not asked for (MESSAGE_CONTENT_INTENT=off): {prefix} is off")
+    if app_flags & (GATEWAY_MESSAGE_CONTENT | GATEWAY_MESSAGE_CONTENT_LIMITED):
+        return Check("intents", True, "the Message Content intent is enabled")
+    if settings.message_content_intent == "on":
+        return Check("intents", False, "the Message Content intent is off, so Discord will refuse the bot "
+                     "(MESSAGE_CONTENT_INTENT=on)", f"{enable}, or set MESSAGE_CONTENT_INTENT=auto")
+    return Check("intents", True, f"the Message Content intent is off: the bot starts without it and {prefix} is "
+                 "off (slash commands, Stylize and @mentions work)", f"{enable} to use {prefix}", warning=True)
 
 
 async def run_checks(
@@ -220,7 +232,11 @@ def main(out: TextIO | None = None) -> int:
     for check in checks:
         print(check.line(), file=out, flush=True)
     failed = [c for c in checks if not c.ok and not c.skipped]
+    warned = [c for c in checks if c.warning]
     if app_id is not None:
         print(f"invite link: {invite_url(app_id)}", file=out)
-    print(f"{len(failed)} check(s) failed." if failed else "All checks passed.", file=out)
+    if failed:
+        print(f"{len(failed)} check(s) failed.", file=out)
+    else:
+        print(f"All checks passed ({len(warned)} warning(s))." if warned else "All checks passed.", file=out)
     return 1 if failed else 0

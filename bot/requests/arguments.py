@@ -12,6 +12,8 @@ STRENGTH_MAX = 4.0
 SEED_MAX = 2**31 - 1
 COLOR_WORDS = {"colors", "colours", "preserve", "preserve-colors", "preserve-colours", "keep-colors"}
 FIT_WORDS = {"fit", "shorten"}
+# The painting's colours, for someone whose default keeps the photo's.
+STYLE_COLOR_WORDS = {"style-colors", "style-colours", "nocolors", "no-colors", "no-colours"}
 
 
 class ArgumentError(ValueError):
@@ -29,14 +31,18 @@ class StyleArgs:
     fit: bool = False  # an animation over the limits is shortened or made smaller (with a note) instead of refused
 
 
-STYLE_USAGE = "Usage: `{prefix}style [fast|balanced|quality] [strength 0.25-4] [colors] [fit] [seed=N]`"
+STYLE_USAGE = (
+    "Usage: `{prefix}style [fast|balanced|quality] [strength 0.25-4] [colors|style-colors] [fit] [seed=N]`"
+)
 
 
-def parse_style_args(text: str) -> StyleArgs:
-    """Turn the words after the command into StyleArgs, in any order."""
+def parse_style_args(text: str, *, base: StyleArgs | None = None) -> StyleArgs:
+    """Turn the words after the command into StyleArgs, in any order; what they leave out comes from ``base`` (the
+    person's defaults) or the bot's own defaults."""
+    base = base if base is not None else StyleArgs()
     preset: str | None = None
     strength: float | None = None
-    colors = False
+    colors: bool | None = None
     fit = False
     seed = 0
     for raw in text.split():
@@ -45,8 +51,11 @@ def parse_style_args(text: str) -> StyleArgs:
             if preset is not None and preset != word:
                 raise ArgumentError(f"Choose one preset, not both `{preset}` and `{quoting.value(word)}`.")
             preset = word
-        elif word in COLOR_WORDS:
-            colors = True
+        elif word in COLOR_WORDS or word in STYLE_COLOR_WORDS:
+            wanted = word in COLOR_WORDS
+            if colors is not None and colors != wanted:
+                raise ArgumentError("Choose either the photo's colours (`colors`) or the painting's (`style-colors`).")
+            colors = wanted
         elif word in FIT_WORDS:
             fit = True
         elif word.startswith("seed="):
@@ -72,5 +81,10 @@ def parse_style_args(text: str) -> StyleArgs:
                     f"not {number:g}."
                 )
             strength = number
-    return StyleArgs(preset=preset, strength=1.0 if strength is None else strength, preserve_colors=colors,
-                     seed=seed, fit=fit)
+    return StyleArgs(
+        preset=base.preset if preset is None else preset,
+        strength=base.strength if strength is None else strength,
+        preserve_colors=base.preserve_colors if colors is None else colors,
+        seed=seed,
+        fit=fit,
+    )

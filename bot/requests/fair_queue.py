@@ -123,11 +123,16 @@ class FairQueue:
 
     # -- changes ---------------------------------------------------------------------------------------
 
+    def check_room(self, user_id: int) -> None:
+        """Raise QueueRefused when ``admit`` would refuse this user now; holds nothing (checked before a request
+        posts anything public)."""
+        mine = sum(1 for user in self._admitted.values() if user == user_id)
+        self._check(user_id, pending=mine, pending_total=len(self._admitted))
+
     def admit(self, user_id: int, job_id: str) -> None:
         """Hold a place for a job about to download (raises QueueRefused): admitted jobs count towards the caps
         like waiting ones, so a burst is refused before its downloads, not after."""
-        mine = sum(1 for user in self._admitted.values() if user == user_id)
-        self._check(user_id, pending=mine, pending_total=len(self._admitted))
+        self.check_room(user_id)
         self._admitted[job_id] = user_id
 
     def enqueue(self, user_id: int, job_id: str) -> None:

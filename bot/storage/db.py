@@ -72,6 +72,17 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE guild_settings ADD COLUMN max_frames INTEGER;
     ALTER TABLE guild_settings ADD COLUMN max_animation_megapixels REAL;
     """,
+    # 6: each person's own defaults for requests (bot/storage/user_defaults.py); NULL = not set.
+    """
+    CREATE TABLE user_defaults (
+        user_id INTEGER PRIMARY KEY,
+        preset TEXT,
+        strength REAL,
+        preserve_colors INTEGER,
+        painting TEXT,
+        updated_at REAL NOT NULL
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -15,9 +15,11 @@ from typing import Any, Protocol, cast
 import discord
 
 from bot.requests.arguments import STRENGTH_MAX, STRENGTH_MIN, StyleArgs
+from bot.requests.gate import RequestGate
 from bot.requests.policy import Source
 from bot.requests.reporter import RequestReporter
 from bot.requests.reruns import RerunInputs
+from bot.ui import render
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,7 @@ class JobControls(Protocol):
 
 class _HasJobs(Protocol):
     jobs: JobControls
+    gate: RequestGate
 
 
 def _controls(interaction: discord.Interaction) -> JobControls:
@@ -121,8 +124,16 @@ class RerunButton(
             # Nothing would change: running the same job again would only repeat the same picture.
             await interaction.response.send_message(_same_job_text(self.kind), ephemeral=True)
             return
+        sources = entry.inputs.sources()
+        gate = cast(_HasJobs, interaction.client).gate
+        failure = await gate.check(user_id=interaction.user.id, guild_id=interaction.guild_id, origin="button",
+                                   sources=sources, args=args)
+        if failure is not None:  # before anything public: for the clicker alone
+            await interaction.response.send_message(embed=render.error_embed(failure.message, title=failure.title),
+                                                    ephemeral=True)
+            return
         await interaction.response.defer(thinking=True)
-        controls.submit(InteractionReporter(interaction), entry.inputs.sources(), args)
+        controls.submit(InteractionReporter(interaction), sources, args)
 
 
 def _same_job_text(kind: str) -> str:

@@ -62,6 +62,7 @@ class StylizePicker(discord.ui.View):
         presets: Sequence[tuple[str, str]],
         default_preset: str,
         on_go: GoCallback,
+        default_painting: str | None = None,  # the person's favourite, chosen already
         timeout: float = 600.0,
     ) -> None:
         super().__init__(timeout=timeout)
@@ -84,18 +85,23 @@ class StylizePicker(discord.ui.View):
         )
         self.go.callback = self._go  # type: ignore[method-assign]
         self.add_item(self.go)
+        if default_painting is not None and any(o.value == default_painting for m in self.menus for o in m.options):
+            self._select_painting(default_painting)
 
     async def interaction_check(self, interaction: discord.Interaction) -> bool:
         # Ephemeral messages are only seen by their owner; this guards against anything else.
         return interaction.user.id == self.user_id
 
     async def choose_painting(self, interaction: discord.Interaction, name: str) -> None:
+        self._select_painting(name)
+        await interaction.response.edit_message(content=self.text(), view=self)
+
+    def _select_painting(self, name: str) -> None:
         self.painting = name
         for menu in self.menus:
             for option in menu.options:
                 option.default = option.value == name
         self.go.disabled = False
-        await interaction.response.edit_message(content=self.text(), view=self)
 
     async def choose_preset(self, interaction: discord.Interaction, preset: str) -> None:
         self.preset = preset

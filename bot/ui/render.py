@@ -162,7 +162,7 @@ def help_embed(settings: Settings, *, limits: Limits) -> discord.Embed:
             "No style image? Name a painting: `/style content:<image> painting:<name>` (suggestions as you type), "
             f"`{prefix}style starry night {example}` with one image, or right-click a message with a picture → "
             f"**Apps → Stylize**. Built in: {', '.join(p.name for p in BUILTINS)}; `/style-gallery list` shows "
-            "this server's own too (moderators add them with `/style-gallery add`)."
+            "this server's own too (moderators add them with `/style-admin gallery add`)."
         ),
         inline=False,
     )

@@ -9,6 +9,7 @@ the message goes to the user's DMs instead, saying why.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -59,6 +60,9 @@ class Reporter:
     title: str = ""
     _cancel: discord.ui.View | None = None  # on every status message until the job ends
     _preserved_colors: bool = False
+    # Which of the person's defaults the request used (``Baseline.note``): shown in the status and the result.
+    note: str = ""
+    started: bool = False  # the job reached the backend: an ending from here on is a failure, not a refusal
 
     @property
     def user_id(self) -> int:
@@ -102,6 +106,8 @@ class Reporter:
 
     def accepted(self, job_id: str, *, title: str, preserve_colors: bool) -> None:
         self.job_id, self.title, self._preserved_colors = job_id, title, preserve_colors
+        if self.note:
+            self.title = f"{title}\n*{self.note}*"
         self._cancel = cancel_view(job_id)
 
     async def downloading(self, count: int) -> None:
@@ -111,6 +117,7 @@ class Reporter:
         await best_effort(self.status(render.queued_text(position, title=self.title), view=self._cancel))
 
     async def starting(self) -> None:
+        self.started = True
         await best_effort(self.status(f"{self.title}\nStarting…", view=self._cancel))
 
     async def progress(self, event: ProgressEvent, *, preview: bool) -> None:
@@ -125,7 +132,7 @@ class Reporter:
 
     async def deliver(self, result: StyleResult, *, on_sent: Callable[[], Awaitable[None]]) -> int:
         view = result_view(self.job_id, preserved_colors=self._preserved_colors)
-        sent, nbytes = await deliver_result(self, result, job_id=self.job_id, view=view)
+        sent, nbytes = await deliver_result(self, result, job_id=self.job_id, view=view, note=self.note)
         await on_sent()  # at once: a stop from here on must not report the job as lost
         await best_effort(self.status(self._done_text(sent), embed=None, view=None))
         return nbytes
@@ -264,6 +271,32 @@ class InteractionReporter(Reporter):
             log.info("interaction %s token no longer usable (%s)", self.interaction.id, exc.status)
             self.expired = True
 
+    async def failed(self, message: str, *, title: str) -> None:
+        """A request refused before it ran (its checks, its pictures, the queue) is told to the asker alone: the
+        reason goes in an ephemeral follow-up and the public status is withdrawn. A job that failed while running is
+        reported in its status, like its progress."""
+        if self.started or not self.token_usable():
+            await super().failed(message, title=title)
+            return
+        try:
+            if self._original is None and self._status is None:
+                # The first follow-up after a public defer fills the "thinking" answer, publicly whatever its flags
+                # say: give that answer a body first, so the refusal is a message of its own.
+                await self.interaction.edit_original_response(content="…", embed=None, view=None)
+            await self.interaction.followup.send(embed=render.error_embed(message, title=title), ephemeral=True)
+            await self.withdraw_status()
+        except discord.HTTPException as exc:
+            log.info("could not refuse privately (%s); saying it in the status instead", exc)
+            await super().failed(message, title=title)
+
+    async def withdraw_status(self) -> None:
+        """Delete the public status (the interaction's answer, or the message that replaced it); gone is fine."""
+        with contextlib.suppress(discord.NotFound):
+            await self.interaction.delete_original_response()
+        if self._status is not None:
+            with contextlib.suppress(discord.NotFound):
+                await self._status.delete()
+
     async def _repost_status(
         self, *, content: str | None, embed: discord.Embed | None, view: discord.ui.View | None,
         files: Sequence[discord.File],
@@ -362,6 +395,3 @@ def _rewound(files: Sequence[discord.File]) -> list[discord.File]:
     for f in files:
         f.reset()
     return list(files)
-
-
-# -- the result ------------------------------------------------------------------------------------------------

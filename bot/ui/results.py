@@ -41,12 +41,14 @@ def preview_file(event: ProgressEvent) -> discord.File | None:
 
 async def deliver_result(
     reporter: Reporter, result: StyleResult, *, job_id: str, view: discord.ui.View | None, attempts: int = 4,
+    note: str = "",
 ) -> tuple[discord.Message | None, int]:
     """Post the picture (and the loss chart when it fits) within the upload limit; returns the message and the bytes
     uploaded (picture and chart). An animation goes as animated WebP or GIF, whichever fits better.
 
     Discord's real limit can be lower than the one it announces: on 413 the chart is dropped and the picture is
-    re-encoded at half the size, up to ``attempts`` times. Raises DeliveryFailed when nothing fits.
+    re-encoded at half the size, up to ``attempts`` times. Raises DeliveryFailed when nothing fits. ``note`` goes
+    into the summary line (the person's defaults the job used).
     """
     limit = reporter.upload_limit
     chart = await asyncio.to_thread(result.loss_chart_png)
@@ -54,7 +56,7 @@ async def deliver_result(
     # The chart is a bonus: leave it out when it would take a big share of a small upload limit.
     with_chart = len(chart) * 4 < limit
     budget = limit - margin - (len(chart) if with_chart else 0)
-    note = ""
+    shrunk = ""
     for _attempt in range(attempts):
         try:
             if result.clip is not None:
@@ -67,7 +69,8 @@ async def deliver_result(
                 f"({human_bytes(limit)}): {exc}."
             ) from exc
         name = f"styled.{encoded.extension}"
-        embed = render.result_embed(result.summary, user=reporter.user, filename=name, chart=with_chart, note=note)
+        embed = render.result_embed(result.summary, user=reporter.user, filename=name, chart=with_chart,
+                                    note=" · ".join(n for n in (note, shrunk) if n))
         data, chart_now = encoded.data, with_chart
 
         def files(data: bytes = data, name: str = name, chart_now: bool = chart_now) -> list[discord.File]:
@@ -86,7 +89,7 @@ async def deliver_result(
             log.info("job %s upload refused (413) at %d bytes; re-encoding smaller", job_id, len(data))
             with_chart = False
             budget = len(data) // 2
-            note = "re-encoded smaller to fit this server's upload limit"
+            shrunk = "re-encoded smaller to fit this server's upload limit"
             continue
         return sent, len(data) + (len(chart) if chart_now else 0)
     raise DeliveryFailed(

@@ -38,3 +38,11 @@ def test_refusals_explain_the_fix(text, fragment):
     with pytest.raises(ArgumentError) as info:
         parse_style_args(text)
     assert fragment in str(info.value)
+
+
+def test_left_out_options_come_from_the_base_and_given_ones_win():
+    mine = StyleArgs(preset="fast", strength=2.0, preserve_colors=True)
+    assert parse_style_args("", base=mine) == mine
+    assert parse_style_args("quality 0.5 style-colors seed=3", base=mine) == StyleArgs("quality", 0.5, False, 3)
+    with pytest.raises(ArgumentError, match="either the photo's colours"):
+        parse_style_args("colors nocolors")

@@ -54,6 +54,7 @@ def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
         "download_timeout": 5.0,
         "nst_weights": "random",
         "nst_device": "cpu",
+        "user_cooldown": 0,  # tests send requests back to back; the cooldown's own tests set it
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)

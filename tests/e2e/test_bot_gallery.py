@@ -39,8 +39,10 @@ async def answered(fake: FakeDiscord, record: InteractionRecord, timeout: float 
 
 async def gallery(fake: FakeDiscord, sub: str, options=None, *, user=None, channel=None) -> tuple[InteractionRecord,
                                                                                                   str]:
-    record = await fake.invoke_slash("style-gallery", options or {}, user=user or fake.admin, channel=channel,
-                                     subcommand=sub)
+    # Members see `/style-gallery list`; adding and removing live in the admins' `/style-admin gallery`.
+    name, group = ("style-gallery", None) if sub == "list" else ("style-admin", "gallery")
+    record = await fake.invoke_slash(name, options or {}, user=user or fake.admin, channel=channel,
+                                     subcommand=sub, group=group)
     return record, await answered(fake, record)
 
 
@@ -66,8 +68,8 @@ async def test_add_list_autocomplete_remove(fake, tmp_path, pool):
             assert im.format == "JPEG" and im.width > 800
 
         # Removing offers the server's paintings as you type.
-        auto = await fake.invoke_autocomplete("style-gallery", {"name": "su"}, "name", user=fake.admin,
-                                              subcommand="remove")
+        auto = await fake.invoke_autocomplete("style-admin", {"name": "su"}, "name", user=fake.admin,
+                                              group="gallery", subcommand="remove")
         await fake.wait_for_ack(auto, timeout=3)
         assert [c["value"] for c in auto.choices()] == ["Sunset"]
         _, text = await gallery(fake, "remove", {"name": "sUNSET"})
@@ -109,7 +111,7 @@ async def test_duplicate_names_bad_names_and_the_cap_are_refused_clearly(fake, t
         assert "reads as a `!style` option" in text
         await add(fake, "Rose Period", png(seed=8))
         _, text = await add(fake, "Third", png(seed=9))
-        assert "gallery is full: 2 of 2 paintings" in text and "/style-gallery remove" in text
+        assert "gallery is full: 2 of 2 paintings" in text and "/style-admin gallery remove" in text
 
 
 async def test_the_gallery_survives_a_restart(fake, tmp_path, pool):

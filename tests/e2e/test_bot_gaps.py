@@ -104,7 +104,7 @@ async def test_a_download_in_flight_at_a_stop_is_told_after_the_restart(fake, tm
 
 async def test_a_rerun_is_checked_against_the_limits_of_now(fake, tmp_path, pool):
     async def set_limits(**options) -> None:
-        record = await fake.invoke_slash("style-limits", options, user=fake.admin, subcommand="set")
+        record = await fake.invoke_slash("style-admin", options, user=fake.admin, group="limits", subcommand="set")
         await fake.wait_for_ack(record, timeout=5)
         assert "limits updated" in embed_text(record.original)
 

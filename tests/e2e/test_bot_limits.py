@@ -9,8 +9,10 @@ __all__ = ["fake", "pool"]  # fixtures
 
 
 async def slash(fake, subcommand: str, options=None, *, user=None, channel=None):
+    # Everyone sees `/style-limits show`; `set` and `reset` live in the admins' `/style-admin limits`.
+    name, group = ("style-limits", None) if subcommand == "show" else ("style-admin", "limits")
     record = await fake.invoke_slash(
-        "style-limits", options or {}, user=user or fake.member, channel=channel, subcommand=subcommand
+        name, options or {}, user=user or fake.member, channel=channel, subcommand=subcommand, group=group
     )
     await fake.wait_for_ack(record, timeout=3)
     return record, embed_text(record.original)

@@ -116,7 +116,8 @@ async def test_a_painting_removed_while_its_job_waits_still_finishes(fake, tmp_p
 
 
 async def add_then_remove(fake: FakeDiscord, name: str) -> tuple[InteractionRecord, str]:
-    record = await fake.invoke_slash("style-gallery", {"name": name}, user=fake.admin, subcommand="remove")
+    record = await fake.invoke_slash("style-admin", {"name": name}, user=fake.admin, group="gallery",
+                                     subcommand="remove")
     return record, await answered(fake, record)
 
 
@@ -176,4 +177,4 @@ async def test_help_shows_the_paintings_on_hand(fake, tmp_path, pool):
         text = await answered(fake, record)
         assert "Paintings on hand" in text and "`/style content:<image> painting:<name>`" in text
         assert "`!style starry night balanced`" in text and "**Apps → Stylize**" in text
-        assert "Starry Night, The Scream, The Shipwreck, Woman with a Hat" in text and "/style-gallery add" in text
+        assert "Starry Night, The Scream, The Shipwreck, Woman with a Hat" in text and "/style-admin gallery add" in text

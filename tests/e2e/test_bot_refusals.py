@@ -86,12 +86,11 @@ async def test_bad_inputs_are_refused_with_specific_messages(fake, tmp_path, poo
         # ...and a Content-Length over the cap is refused at the headers, before one body byte is read.
         assert body_sent(fake, "declared.png") == 0
 
-        # The slash command: deferred at once, then the refusal replaces the "thinking" message.
+        # The slash command: checked before anything public, so the refusal is the (ephemeral) answer itself.
         record = await fake.invoke_slash("style", {"content": FileSpec("c.txt", b"hello"), "style": good})
         await fake.wait_for_ack(record, timeout=3)
-        assert record.ack_type == 5
-        msg = await fake.wait_for_message(fake.channel, is_error)
-        assert "`c.txt` (content image) is not an image" in embed_text(msg)
+        assert record.ack_type == 4 and record.original is not None and record.original.ephemeral
+        assert "`c.txt` (content image) is not an image" in embed_text(record.original)
 
         # Nothing above broke the bot: a good request still works.
         await fake.post_message(fake.channel, fake.member, "!style", attachments=[good, ("s.png", png(seed=4))])

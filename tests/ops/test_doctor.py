@@ -66,10 +66,17 @@ async def test_unreachable_api_refused_token_and_missing_intent(tmp_path):
         assert "refused DISCORD_TOKEN (401 Unauthorized)" in by_name(checks)["discord"].detail
         fake.config.token = None
         fake.config.app_flags = 0
+        # Without the intent the bot still starts (only `!style` needs it): a warning, not a failure...
         checks, _ = await run_checks(settings_factory=lambda: settings(tmp_path), weights=False,
                                      api_base=fake.api_base)
-        assert by_name(checks)["discord"].ok and not by_name(checks)["intents"].ok
-        assert "enable Message Content" in by_name(checks)["intents"].line()
+        intents = by_name(checks)["intents"]
+        assert by_name(checks)["discord"].ok and intents.ok and intents.warning
+        assert intents.line().startswith("[warn] intents: the Message Content intent is off: the bot starts without")
+        assert "enable Message Content to use !style" in intents.line()
+        # ...unless the host requires it, when the bot would not start.
+        checks, _ = await run_checks(settings_factory=lambda: settings(tmp_path, message_content_intent="on"),
+                                     weights=False, api_base=fake.api_base)
+        assert not by_name(checks)["intents"].ok and "[FAIL] intents" in by_name(checks)["intents"].line()
     assert by_name(checks)["database"].ok and "writable" in by_name(checks)["database"].detail
 
 

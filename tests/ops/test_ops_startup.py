@@ -36,10 +36,11 @@ async def test_refused_token(tmp_path):
     assert only_line(out).startswith("Discord refused DISCORD_TOKEN: check the token in .env")
 
 
-async def test_missing_message_content_intent(tmp_path):
+async def test_message_content_intent_required_but_off(tmp_path):
     async with serving_fake() as fake:
         fake.config.app_flags = 0  # the intent is off in the Developer Portal: Discord closes with 4014
-        code, out = await run_to_exit(tmp_path, fake.base_url)
+        code, out = await run_to_exit(tmp_path, fake.base_url, MESSAGE_CONTENT_INTENT="on")
+        assert [code for _, code in fake.gateway.refused_identifies] == [4014]
     assert code == 2
     assert only_line(out).startswith("Discord refused the Message Content intent: enable it in the Developer Portal")
 
