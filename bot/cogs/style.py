@@ -83,10 +83,10 @@ class StyleCog(commands.Cog):
                 return
         failure = await self.gate.check(user_id=ctx.author.id, guild_id=guild_id, origin="prefix", sources=sources,
                                         args=request.args)
-        if failure is not None:  # Discord has no private replies: a refusal of a message is a reply
-            await answer(ctx.message, error_embed(failure.message, title=failure.title))
-            return
         reporter = MessageReporter(ctx.message)
+        if failure is not None:  # Discord has no private replies: a refusal of a message is a reply (or a DM)
+            await reporter.failed(failure.message, title=failure.title)
+            return
         reporter.note = base.note(request.args, painting=favourite)
         self.jobs.submit(reporter, sources, request.args)
 

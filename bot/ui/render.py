@@ -177,6 +177,12 @@ def help_embed(settings: Settings, *, limits: Limits) -> discord.Embed:
         inline=False,
     )
     embed.add_field(
+        name="Your defaults",
+        value="`/style-settings` sets your own preset, strength, colours and favourite painting, used whenever you "
+        "leave them out. `/style-about` says what the bot stores and for how long.",
+        inline=False,
+    )
+    embed.add_field(
         name="After a result",
         value="Buttons re-run it *stronger*, *weaker*, or *preserving the content's colours*. "
         "**Cancel** stops a job (yours, or any if you can manage messages).",
