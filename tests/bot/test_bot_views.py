@@ -10,7 +10,8 @@ def _labels(view) -> list[str]:
     return [item.item.label for item in view.children]
 
 
-def test_color_button_offers_the_choice_the_result_did_not_use():
+async def test_color_button_offers_the_choice_the_result_did_not_use():
+    # async: the bot makes its views on the event loop (before 2.7, discord.py needs one to make a View)
     assert _labels(result_view("ab12")) == ["Stronger style", "Weaker style", "Preserve colours"]
     assert _labels(result_view("ab12", preserved_colors=True)) == ["Stronger style", "Weaker style", "Style's colours"]
 

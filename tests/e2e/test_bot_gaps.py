@@ -114,6 +114,7 @@ async def test_a_rerun_is_checked_against_the_limits_of_now(fake, tmp_path, pool
         await fake.wait_for_ack(click, timeout=5)
         await fake.wait_for(lambda: click.original is not None and is_error(click.original), timeout=30,
                             what="the re-run refused")
+        assert click.original.ephemeral  # for the clicker alone
         return embed_text(click.original)
 
     async with running_bot(fake, make_settings(tmp_path), pool):
