@@ -26,7 +26,7 @@ PRESET_CHOICES = [
 
 NO_STYLE = (
     "Choose a `painting` (start typing to see them) or attach a `style` image, so I know what to paint "
-    "`content` like. `/style-gallery list` shows the paintings."
+    "`content` like. `/style-gallery list` shows the paintings; `/style-settings painting:` sets a favourite."
 )
 NO_PICTURE = (
     "Attach the picture to paint (one image), or reply to a message that holds it: "
