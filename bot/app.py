@@ -20,20 +20,16 @@ from bot.requests.events import JobObserver
 from bot.requests.failures import GENERIC, describe_command_error
 from bot.requests.gate import RequestGate
 from bot.requests.service import JobService
-from bot.storage.db import Database, JobRecord
+from bot.storage.db import Database
 from bot.storage.limits import MB, Limits, LimitsLookup
 from bot.storage.user_defaults import UserDefaultsStore
 from bot.ui.render import error_embed
-from bot.ui.replies import answer, pings
+from bot.ui.replies import answer
+from bot.ui.restart_notices import RestartNotices
 from nst_engine.pool.protocol import StyleBackend
 
 log = logging.getLogger("bot")
 
-RESTART_NOTICE = (
-    "{mention} the bot restarted while your style transfer job was running, so it was lost. "
-    "Please send it again."
-)
-RESTART_STATUS = "{mention} interrupted: the bot restarted before this job finished, so it was lost. Please send it again."
 GENERIC_ERROR = GENERIC
 
 
@@ -135,7 +131,7 @@ class StyleBot(commands.Bot):
         if self.settings.sync_commands:
             await self.sync_commands()
         if stale:
-            self._spawn(self._report_interrupted(stale))
+            self._spawn(RestartNotices(self, self.db).report(stale))
 
     async def _choose_message_content(self) -> None:
         """Ask for the privileged Message Content intent only when the application has it (Developer Portal), so a
@@ -177,54 +173,6 @@ class StyleBot(commands.Bot):
         task = asyncio.create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def _report_interrupted(self, records: list[JobRecord]) -> None:
-        await self.wait_until_ready()
-        for rec in records:
-            text = RESTART_NOTICE.format(mention=f"<@{rec.user_id}>")
-            who = discord.Object(id=rec.user_id)
-            # The old status message says what happened and loses its Cancel button; the notice replies to it.
-            status = await self._close_status(rec)
-            if not await self._tell_channel(rec.channel_id, text, who, reply_to=status):
-                try:
-                    user = await self.fetch_user(rec.user_id)
-                    await user.send(text)
-                except discord.HTTPException as exc:
-                    log.warning("could not tell user %s about interrupted job %s: %s", rec.user_id, rec.job_id, exc)
-            await self.db.set_job_state(rec.job_id, "interrupted")
-            log.info("job %s user=%s outcome=interrupted-by-restart (user told)", rec.job_id, rec.user_id)
-
-    async def _close_status(self, rec: JobRecord) -> discord.PartialMessage | None:
-        """Edit the job's old status message (no buttons any more); None when there is none or it is gone."""
-        if rec.status_channel_id is None or rec.status_message_id is None:
-            return None
-        try:
-            channel = self.get_channel(rec.status_channel_id) or await self.fetch_channel(rec.status_channel_id)
-            if not isinstance(channel, discord.abc.Messageable) or not hasattr(channel, "get_partial_message"):
-                return None
-            message: discord.PartialMessage = channel.get_partial_message(rec.status_message_id)
-            await message.edit(content=RESTART_STATUS.format(mention=f"<@{rec.user_id}>"), embed=None, view=None)
-        except discord.HTTPException as exc:
-            log.info("job %s: its status message could not be updated after the restart (%s)", rec.job_id, exc)
-            return None
-        return message
-
-    async def _tell_channel(
-        self, channel_id: int, text: str, who: discord.abc.Snowflake, *, reply_to: discord.PartialMessage | None
-    ) -> bool:
-        try:
-            channel = self.get_channel(channel_id) or await self.fetch_channel(channel_id)
-            if not isinstance(channel, discord.abc.Messageable):
-                return False
-            same_channel = reply_to is not None and reply_to.channel.id == channel_id
-            reference = reply_to.to_reference(fail_if_not_exists=False) if same_channel and reply_to else None
-            if reference is not None:
-                await channel.send(text, allowed_mentions=pings(who), reference=reference)
-            else:
-                await channel.send(text, allowed_mentions=pings(who))
-        except discord.HTTPException:
-            return False
-        return True
 
     # -- error handlers: never silent, never a traceback to users --------------------------------------
 

@@ -16,8 +16,8 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from dataclasses import replace
+from typing import Any
 
 import discord
 
@@ -27,6 +27,7 @@ from bot.requests.downloads import Downloader
 from bot.requests.events import EventKind, JobEvent, JobObserver
 from bot.requests.failures import Context, describe
 from bot.requests.fair_queue import FairQueue
+from bot.requests.jobs import ActiveJob, JobJournal, job_mark
 from bot.requests.policy import InputFile, Inputs, Refusal, Source, fit_animation, job_title, plan_request, source_name
 from bot.requests.redelivery import Redelivery, reason
 from bot.requests.reporter import RequestReporter
@@ -34,49 +35,14 @@ from bot.requests.reruns import RerunCache, RerunInputs, shrink_inputs
 from bot.storage.limits import Limits
 from nst_engine.animation import clip_cost
 from nst_engine.errors import Cancelled
-from nst_engine.pool.protocol import JobHandle, StyleBackend, StyleRequest
-from nst_engine.types import LossSummary, StyleOptions, StyleResult
+from nst_engine.pool.protocol import StyleBackend, StyleRequest
+from nst_engine.types import StyleResult
 
 log = logging.getLogger(__name__)
 
 SHUTTING_DOWN = "The bot is restarting and takes no new jobs right now; please send this again in a minute."
 INTERRUPTED = "The bot is restarting, so this job was stopped before it finished. Please send it again in a minute."
-
-
-class JobJournal(Protocol):
-    """Where jobs are recorded so a restart can tell their users (``bot.storage.db.Database``)."""
-
-    async def record_job(self, job_id: str, *, user_id: int, guild_id: int | None, channel_id: int) -> None: ...
-
-    async def set_job_state(self, job_id: str, state: str) -> None: ...
-
-    async def set_job_status_message(self, job_id: str, *, channel_id: int, message_id: int) -> None: ...
-
-
-@dataclass
-class ActiveJob:
-    """One request in flight, as the service keeps it: who asked, where it is, and how it ended."""
-
-    job_id: str
-    user_id: int
-    guild_id: int | None
-    started: float = field(default_factory=time.monotonic)
-    options: StyleOptions | None = None  # known once the policy accepted the request
-    timings: dict[str, float] = field(default_factory=dict)
-    handle: JobHandle | None = None
-    download: asyncio.Future[Inputs] | None = None  # cancelled by the Cancel button: a slow CDN must not delay it
-    cancelled_by: str | None = None
-    interrupted: bool = False  # stopped by a shutdown (drain), not by a person
-    recorded: bool = False  # in the journal (from acceptance)
-    closed: bool = False  # out of ``active`` and its ending journaled (at delivery, or when the request ends)
-    status_noted: bool = False  # the status message's place is in the journal
-    origin: str = "other"  # RequestReporter.origin: prefix, slash or button
-    summary: LossSummary | None = None  # set when the engine finished
-    result_bytes: int = 0  # set when the result was uploaded
-
-    @property
-    def preset(self) -> str | None:
-        return self.options.preset if self.options else None
+NOTICE_TIME = 2.0  # seconds the drain gives the waiting and downloading jobs' notices before the grace counts
 
 
 class JobService:
@@ -120,20 +86,37 @@ class JobService:
         """New requests are refused from now on (with SHUTTING_DOWN); those in flight carry on."""
         self.accepting = False
 
-    async def drain(self, grace: float) -> None:
-        """Graceful shutdown: stop accepting, stop waiting and downloading jobs at once, give running jobs ``grace``
-        seconds to finish, then stop them too. Every stopped user is told (INTERRUPTED) and the journal marks their
-        jobs interrupted, so the restart does not tell them twice."""
+    async def drain(self, grace: float, *, notice_time: float = NOTICE_TIME) -> None:
+        """Graceful shutdown: stop accepting; stop the waiting and downloading jobs at once and tell their users
+        (bounded by ``notice_time``, before the grace starts counting: a supervisor may not wait for the grace);
+        give running jobs ``grace`` seconds to finish, then stop them too. Every stopped user is told (INTERRUPTED)
+        and the journal marks their jobs interrupted, so the restart does not tell them twice."""
         self.stop_accepting()
-        for job in list(self.active.values()):
-            if job.handle is None:
-                self._interrupt(job)
+        waiting = [job for job in self.active.values() if job.handle is None]
+        t0 = time.monotonic()
+        for job in waiting:
+            self._interrupt(job)
+        told = await self._told(waiting, notice_time)
+        if waiting:
+            log.info("told %d of %d waiting or downloading job(s) they were stopped, in %.1f s%s", told,
+                     len(waiting), time.monotonic() - t0,
+                     "" if told == len(waiting) else "; the rest are told as Discord allows, or after the restart")
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=grace)
         for job in list(self.active.values()):
             self._interrupt(job)
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=max(5.0, grace))
+
+    @staticmethod
+    async def _told(jobs: Sequence[ActiveJob], timeout: float) -> int:
+        """How many of ``jobs`` ended (their user told) within ``timeout`` seconds."""
+        endings = [asyncio.ensure_future(job.ended.wait()) for job in jobs]
+        if endings:
+            await asyncio.wait(endings, timeout=timeout)
+        for ending in endings:
+            ending.cancel()
+        return sum(1 for job in jobs if job.ended.is_set())
 
     async def close(self, timeout: float = 5.0) -> None:
         """Stop at once: unfinished jobs stay 'accepted'/'running' in the journal, to be reported after restart."""
@@ -183,6 +166,8 @@ class JobService:
             async def will_come(exc: BaseException, delay: float) -> None:
                 await reporter.retrying(reason(exc), delay)
 
+            if job.recorded:  # from here Discord may show the result: a restart looks there before saying "lost"
+                await self.journal.set_job_state(job.job_id, "delivering")
             job.result_bytes = await self.redelivery.run(
                 lambda: reporter.deliver(result, on_sent=lambda: self._close(job, "done")),
                 job_id=job.job_id, on_retry=will_come)
@@ -195,6 +180,7 @@ class JobService:
         finally:
             if not job.closed:  # a delivered job was closed the moment Discord had the picture
                 await self._close(job, kind)
+            job.ended.set()
             job.timings["total"] = time.monotonic() - job.started
             self._emit(kind, job, reason=None if kind == "done" else outcome)
             log.info(
@@ -361,7 +347,7 @@ class JobService:
         """Tell the user how the request ended (from the failure table); returns (outcome, event kind)."""
         failure = describe(exc, Context(job_timeout=self.settings.nst_job_timeout))
         if job.interrupted:
-            await reporter.failed(INTERRUPTED, title="Interrupted")
+            await reporter.failed(f"{INTERRUPTED} {job_mark(job.job_id)}", title="Interrupted")
             return "interrupted", "interrupted"
         if self.closing and failure.outcome in ("pool-closed", "crashed"):
             return "interrupted", "interrupted"  # shutting down: the journal keeps it open for the restart notice

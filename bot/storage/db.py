@@ -86,7 +86,10 @@ MIGRATIONS: tuple[str, ...] = (
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
-OPEN_STATES = ("accepted", "running")
+# A job's life in the journal: accepted -> running -> delivering (its result is being posted) -> done, or
+# interrupted / failed. The open states are what a restart must look at; 'delivering' means Discord may already show
+# the result, so the restart checks there before telling anyone the job was lost.
+OPEN_STATES = ("accepted", "running", "delivering")
 DEFAULT_RETENTION = 30 * 86400.0  # seconds finished jobs stay in the journal
 PRUNE_EVERY = 3600.0  # seconds between prunes while running
 WARN_EVERY = 60.0  # seconds between repeated warnings about a failing database
@@ -277,7 +280,7 @@ class Database:
     async def unfinished_jobs(self) -> list[JobRecord]:
         sql = (
             "SELECT job_id, user_id, guild_id, channel_id, state, created_at, status_channel_id, status_message_id "
-            "FROM jobs WHERE state IN (?, ?) ORDER BY created_at"
+            f"FROM jobs WHERE state IN ({', '.join('?' * len(OPEN_STATES))}) ORDER BY created_at"
         )
         try:
             async with self.conn.execute(sql, OPEN_STATES) as cur:

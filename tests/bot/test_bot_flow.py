@@ -224,7 +224,7 @@ async def test_drain_finishes_running_jobs_and_interrupts_the_rest(settings: Set
     await jobs.drain(grace=0.05)
     assert len(finishing.sent) == 1
     for reporter in (stuck_reporter, waiting_reporter):
-        assert reporter.statuses[-1] == INTERRUPTED and not reporter.sent
+        assert reporter.statuses[-1].startswith(f"{INTERRUPTED} (job ") and not reporter.sent
     assert sorted(e.user_id for e in events if e.kind == "interrupted") == [2, 3]
     assert await db.unfinished_jobs() == []  # users were told now, not again after the restart
 

@@ -290,6 +290,9 @@ async def list_messages(c: Call) -> Any:
         msgs = [m for m in msgs if m.id < int(c.query["before"])]
     if "after" in c.query:
         msgs = [m for m in msgs if m.id > int(c.query["after"])]
+        if "before" not in c.query:
+            # As Discord: the ``limit`` messages right after ``after`` (the oldest ones), still newest first.
+            return [m.payload() for m in msgs[-limit:]]
     return [m.payload() for m in msgs[:limit]]
 
 

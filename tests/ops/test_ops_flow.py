@@ -12,6 +12,7 @@ from bot.ops.metrics import BotMetrics, GpuMemory, instrument
 from bot.ops.shutdown import Shutdown
 from bot.requests.arguments import StyleArgs
 from bot.requests.events import JobEvent
+from bot.requests.jobs import job_mark
 from bot.requests.service import INTERRUPTED
 from bot.storage.db import Database
 from tests.bot.memory_backend import MemoryBackend
@@ -77,7 +78,7 @@ async def test_first_signal_drains_second_stops_at_once(settings: Settings, db: 
     shutdown.on_signal(signal.SIGINT)  # the impatient operator
     await asyncio.wait_for(drain, 5)
     assert time.monotonic() - started < 2
-    assert not reporter.sent and INTERRUPTED not in reporter.statuses  # not told now: the restart notice will
+    assert not reporter.sent and not any(INTERRUPTED in s for s in reporter.statuses)  # not told now: the restart notice will
     assert [r.job_id for r in await db.unfinished_jobs()] == [backend.jobs[0].job_id]
     await jobs.close()
 
@@ -92,7 +93,7 @@ async def test_a_short_grace_interrupts_and_tells(settings: Settings, db: Databa
     shutdown = Shutdown(SimpleNamespace(jobs=jobs), None, grace=0.05)
     shutdown.on_signal(signal.SIGTERM)
     await asyncio.wait_for(shutdown.run(), 10)
-    assert reporter.statuses[-1] == INTERRUPTED
+    assert reporter.statuses[-1] == f"{INTERRUPTED} {job_mark(backend.jobs[0].job_id)}"
     assert [e.kind for e in events if e.final] == ["interrupted"]
     assert await db.unfinished_jobs() == []
     await jobs.close()
