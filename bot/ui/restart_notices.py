@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -54,6 +55,10 @@ class History:
             self.channels[channel_id] = await self._read(channel)
         return self.channels[channel_id]
 
+    def find(self, match: Callable[[discord.Message], bool]) -> discord.Message | None:
+        """The first message read so far that ``match`` accepts."""
+        return next((m for messages in self.channels.values() for m in messages or () if match(m)), None)
+
     async def _read(self, channel: discord.abc.Messageable) -> list[discord.Message] | None:
         guild = getattr(channel, "guild", None)
         if guild is not None and hasattr(channel, "permissions_for"):
@@ -69,13 +74,19 @@ class History:
             return None
 
 
+def _custom_ids(message: discord.Message) -> list[str]:
+    return [child.custom_id or "" for row in message.components if isinstance(row, discord.ActionRow)
+            for child in row.children if isinstance(child, discord.Button)]
+
+
 def shows_result(message: discord.Message, job_id: str) -> bool:
     """The job's result: the message carries its re-run buttons (custom ids end with the job id)."""
-    return any(
-        isinstance(child, discord.Button) and (child.custom_id or "").startswith("nst:rerun:")
-        and (child.custom_id or "").endswith(f":{job_id}")
-        for row in message.components if isinstance(row, discord.ActionRow) for child in row.children
-    )
+    return any(c.startswith("nst:rerun:") and c.endswith(f":{job_id}") for c in _custom_ids(message))
+
+
+def shows_cancel(message: discord.Message, job_id: str) -> bool:
+    """The job's status while it was in flight: it carries the job's Cancel button."""
+    return f"nst:cancel:{job_id}" in _custom_ids(message)
 
 
 def shows_notice(message: discord.Message, job_id: str) -> bool:
@@ -110,6 +121,8 @@ class RestartNotices:
         """One open job: 'result' (Discord shows it), 'told-before' or 'told-now'."""
         status = await self._status(rec)
         seen = await self._seen(rec, status, history)
+        if status is None:  # posted, but the kill came before the journal noted where: it still shows Cancel
+            status = history.find(lambda m: shows_cancel(m, rec.job_id))
         if seen == "result":
             await self.db.set_job_state(rec.job_id, "done")
             if status is not None and status.components:  # still shows progress and a Cancel button

@@ -148,10 +148,9 @@ def bot_env(cwd: Path, fake_url: str | None, **settings: Any) -> dict[str, str]:
     return env
 
 
-@contextlib.asynccontextmanager
-async def bot_process(cwd: Path, fake_url: str | None, *, overrides: dict[str, Any] | None = None,
-                      **settings: Any) -> AsyncIterator[BotProcess]:
-    """Start the bot as a subprocess; it is killed on exit if the test left it running."""
+async def start_bot_process(cwd: Path, fake_url: str | None, *, overrides: dict[str, Any] | None = None,
+                            **settings: Any) -> BotProcess:
+    """Start the bot as a subprocess (the caller kills it: ``BotProcess.kill``)."""
     env = bot_env(cwd, fake_url, **settings)
     if overrides is not None:
         env["NST_TEST_ENGINE_OVERRIDES"] = json.dumps(overrides)
@@ -159,7 +158,14 @@ async def bot_process(cwd: Path, fake_url: str | None, *, overrides: dict[str, A
         sys.executable, "-m", "tests.e2e.bot_process", cwd=cwd, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=subprocess.STDOUT,
     )
-    bot = BotProcess(proc)
+    return BotProcess(proc)
+
+
+@contextlib.asynccontextmanager
+async def bot_process(cwd: Path, fake_url: str | None, *, overrides: dict[str, Any] | None = None,
+                      **settings: Any) -> AsyncIterator[BotProcess]:
+    """Start the bot as a subprocess; it is killed on exit if the test left it running."""
+    bot = await start_bot_process(cwd, fake_url, overrides=overrides, **settings)
     try:
         yield bot
     finally:

@@ -23,6 +23,7 @@ async def handle(fake: FakeDiscord, request: web.Request) -> web.StreamResponse:
     rec = RecordedRequest(fake.now(), request.method, request.path, "/cdn/attachments", dict(request.query))
     fake.requests.append(rec)
     fake._notify()
+    fake.trip(rec)
     att = fake.attachments.get(int(request.match_info["attachment_id"]))
     if att is None or att.filename != request.match_info["filename"] or str(att.channel_id) != request.match_info[
             "channel_id"]:

@@ -122,10 +122,12 @@ async def handle(fake: FakeDiscord, request: web.Request) -> web.StreamResponse:
             result = await fn(call)
         except DiscordError as err:
             rec.status, rec.error_code = err.status, err.code
+            fake.trip(rec)
             log.info("fakediscord: %s %s -> %s %s %s", request.method, path, err.status, err.code, err.message)
             fake._notify()
             return _error_response(err)
         fake._notify()
+        fake.trip(rec)
         if isinstance(result, web.StreamResponse):
             rec.status = result.status
             return result

@@ -57,6 +57,17 @@ class ServerErrorRule:
     status: int
 
 
+@dataclass
+class Tripwire:
+    """Runs ``action`` once, at the first request past ``skip`` whose "METHOD /path" matches and ``when`` accepts."""
+
+    pattern: re.Pattern[str]
+    action: Callable[[], None]
+    when: Callable[[RecordedRequest], bool] | None
+    skip: int
+    fired: RecordedRequest | None = None
+
+
 class FakeDiscord(DriverMixin):
     """A fake Discord on 127.0.0.1. Build the world, `await start()`, point discord.py at it."""
 
@@ -80,6 +91,7 @@ class FakeDiscord(DriverMixin):
         self.unknown_routes: list[str] = []
         self.rate_limits: list[RateLimitRule] = []
         self.server_errors: list[ServerErrorRule] = []
+        self.tripwires: list[Tripwire] = []
         self.reactions: list[tuple[int, str]] = []  # (message id, emoji) the bot added
         self.gateway = gateway.Gateway(self)
         self._action_mark = 0
@@ -266,6 +278,25 @@ class FakeDiscord(DriverMixin):
         """Answer the next `count` requests whose "METHOD /path" matches `pattern` with a 5xx (Discord's own trouble:
         discord.py retries 500/502/504 a few times within seconds and raises DiscordServerError on 503 at once)."""
         self.server_errors.append(ServerErrorRule(re.compile(pattern), count, status))
+
+    def tripwire(self, pattern: str, action: Callable[[], None], *,
+                 when: Callable[[RecordedRequest], bool] | None = None, skip: int = 0) -> Tripwire:
+        """Call ``action`` (synchronously) at the first matching request after ``skip`` matching ones: a REST call
+        once the fake has done what it asks (a message created or edited) but before the client has the answer; a
+        CDN download as it arrives. For a client killed at an exact point (``os.kill`` in ``action``)."""
+        wire = Tripwire(re.compile(pattern), action, when, skip)
+        self.tripwires.append(wire)
+        return wire
+
+    def trip(self, rec: RecordedRequest) -> None:
+        key = f"{rec.method} {rec.path}"
+        for wire in self.tripwires:
+            if wire.fired is None and wire.pattern.search(key) and (wire.when is None or wire.when(rec)):
+                if wire.skip > 0:
+                    wire.skip -= 1
+                    continue
+                wire.fired = rec
+                wire.action()
 
     def take_server_error(self, method: str, path: str) -> ServerErrorRule | None:
         key = f"{method} {path}"
