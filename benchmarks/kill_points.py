@@ -49,13 +49,13 @@ from tests.fakediscord.state import RecordedRequest
 
 POINTS = ("before-download", "during-download", "queued", "starting", "running", "posting", "after-posting",
           "drain-notices", "drain-grace", "drain-posting")
-SHORT_POINTS = ("posting", "drain-posting", "queued", "during-download", "drain-notices", "before-download")
+SHORT_POINTS = ("posting", "drain-posting", "queued", "during-download", "drain-notices")
 READY = "ready; invite the bot with"
 LONG_JOB = {"size": 48, "iterations": 3000}  # still running when the kill comes
 SHORT_JOB = {"size": 48, "iterations": 8}  # finishes in a few seconds
 KILL_WAIT = 60.0  # seconds a round waits for its kill point before it kills anyway (counted as a miss)
 SETTLE_WAIT = 60.0  # seconds every request of a round has to get its answer after the restart
-LOST_WORDS = ("lost", "stopped before it finished", "If it is not above")
+LOST_WORDS = ("lost", "stopped before it finished", "stopped before they ran", "If it is not above")
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ class KillRun:
         self.arm(rnd)
         users = self.users[3 * index:3 * index + 3]
         # A's and B's pictures take a moment, so all three are sent (and journaled) before A starts; C's never come.
-        delays = {"A": 2.0, "B": 2.5, "C": 600.0}
+        delays = {"A": 1.0, "B": 1.3, "C": 600.0}
         if rnd.point == "during-download":
             delays = {"A": 600.0, "B": 600.0, "C": 600.0}
         for role, user, via in zip("ABC", users, rnd.vias, strict=True):

@@ -26,6 +26,7 @@ from bot.storage.user_defaults import UserDefaultsStore
 from bot.ui.render import error_embed
 from bot.ui.replies import answer
 from bot.ui.restart_notices import RestartNotices
+from bot.ui.stopped_notice import StoppedNotice
 from nst_engine.pool.protocol import StyleBackend
 
 log = logging.getLogger("bot")
@@ -104,7 +105,7 @@ class StyleBot(commands.Bot):
             await self.backend.start()
         self.jobs = JobService(
             self.settings, self.backend, self.db, self.limits_for, engine_overrides=self._engine_overrides,
-            observers=self._observers,
+            observers=self._observers, batch_notice=StoppedNotice(self),
         )
         await self.jobs.start()
         self.gate = RequestGate(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from bot.requests.policy import Inputs
 from nst_engine.pool.protocol import JobHandle
@@ -22,6 +22,21 @@ class JobJournal(Protocol):
     async def set_job_status_message(self, job_id: str, *, channel_id: int, message_id: int) -> None: ...
 
 
+class StoppedJob(NamedTuple):
+    """A job the drain stopped before it ran, for a notice that names several at once."""
+
+    channel_id: int
+    user_id: int
+    job_id: str
+
+
+class BatchNotice(Protocol):
+    """Tells the users of ``jobs`` in one message per channel (``bot.ui.restart_notices.BatchStoppedNotice``): for
+    when Discord's rate limits hold back their status edits at a shutdown."""
+
+    async def __call__(self, jobs: list[StoppedJob]) -> None: ...
+
+
 @dataclass
 class ActiveJob:
     """One request in flight, as the service keeps it: who asked, where it is, and how it ended."""
@@ -29,6 +44,7 @@ class ActiveJob:
     job_id: str
     user_id: int
     guild_id: int | None
+    channel_id: int = 0  # where the request came from (known at acceptance)
     started: float = field(default_factory=time.monotonic)
     options: StyleOptions | None = None  # known once the policy accepted the request
     timings: dict[str, float] = field(default_factory=dict)

@@ -24,10 +24,11 @@ import discord
 from bot.config import Settings
 from bot.requests.arguments import StyleArgs
 from bot.requests.downloads import Downloader
+from bot.requests.drain import NOTICE_TIME, drain
 from bot.requests.events import EventKind, JobEvent, JobObserver
 from bot.requests.failures import Context, describe
 from bot.requests.fair_queue import FairQueue
-from bot.requests.jobs import ActiveJob, JobJournal, job_mark
+from bot.requests.jobs import ActiveJob, BatchNotice, JobJournal, job_mark
 from bot.requests.policy import InputFile, Inputs, Refusal, Source, fit_animation, job_title, plan_request, source_name
 from bot.requests.redelivery import Redelivery, reason
 from bot.requests.reporter import RequestReporter
@@ -42,7 +43,6 @@ log = logging.getLogger(__name__)
 
 SHUTTING_DOWN = "The bot is restarting and takes no new jobs right now; please send this again in a minute."
 INTERRUPTED = "The bot is restarting, so this job was stopped before it finished. Please send it again in a minute."
-NOTICE_TIME = 2.0  # seconds the drain gives the waiting and downloading jobs' notices before the grace counts
 
 
 class JobService:
@@ -57,6 +57,7 @@ class JobService:
         *,
         engine_overrides: dict[str, Any] | None = None,
         observers: Sequence[JobObserver] = (),
+        batch_notice: BatchNotice | None = None,
     ) -> None:
         self.settings = settings
         self.backend = backend
@@ -64,6 +65,7 @@ class JobService:
         self.limits_for = limits_for
         self.engine_overrides = dict(engine_overrides or {})  # StyleOptions fields forced on every job (tests, dev)
         self.observers: list[JobObserver] = list(observers)
+        self.batch_notice = batch_notice  # at a shutdown, for the notices Discord's rate limits hold back
         self.downloader = Downloader(timeout=settings.download_timeout)
         self.queue = FairQueue(
             slots=lambda: backend.capacity,  # re-read: a Ray cluster grows and shrinks
@@ -87,36 +89,9 @@ class JobService:
         self.accepting = False
 
     async def drain(self, grace: float, *, notice_time: float = NOTICE_TIME) -> None:
-        """Graceful shutdown: stop accepting; stop the waiting and downloading jobs at once and tell their users
-        (bounded by ``notice_time``, before the grace starts counting: a supervisor may not wait for the grace);
-        give running jobs ``grace`` seconds to finish, then stop them too. Every stopped user is told (INTERRUPTED)
-        and the journal marks their jobs interrupted, so the restart does not tell them twice."""
-        self.stop_accepting()
-        waiting = [job for job in self.active.values() if job.handle is None]
-        t0 = time.monotonic()
-        for job in waiting:
-            self._interrupt(job)
-        told = await self._told(waiting, notice_time)
-        if waiting:
-            log.info("told %d of %d waiting or downloading job(s) they were stopped, in %.1f s%s", told,
-                     len(waiting), time.monotonic() - t0,
-                     "" if told == len(waiting) else "; the rest are told as Discord allows, or after the restart")
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=grace)
-        for job in list(self.active.values()):
-            self._interrupt(job)
-        if self.tasks:
-            await asyncio.wait(list(self.tasks), timeout=max(5.0, grace))
-
-    @staticmethod
-    async def _told(jobs: Sequence[ActiveJob], timeout: float) -> int:
-        """How many of ``jobs`` ended (their user told) within ``timeout`` seconds."""
-        endings = [asyncio.ensure_future(job.ended.wait()) for job in jobs]
-        if endings:
-            await asyncio.wait(endings, timeout=timeout)
-        for ending in endings:
-            ending.cancel()
-        return sum(1 for job in jobs if job.ended.is_set())
+        """Graceful shutdown (``bot.requests.drain``): the waiting and downloading users are told at once, running
+        jobs get ``grace`` seconds to finish, then they are stopped and told too."""
+        await drain(self, grace, notice_time=notice_time)
 
     async def close(self, timeout: float = 5.0) -> None:
         """Stop at once: unfinished jobs stay 'accepted'/'running' in the journal, to be reported after restart."""
@@ -149,7 +124,7 @@ class JobService:
     async def handle_request(self, reporter: RequestReporter, sources: Sequence[Source], args: StyleArgs) -> None:
         """Everything for one request; never raises (every ending becomes a message and an event)."""
         job = ActiveJob(job_id=uuid.uuid4().hex[:10], user_id=reporter.user_id, guild_id=reporter.guild_id,
-                        origin=reporter.origin)
+                        channel_id=reporter.channel_id, origin=reporter.origin)
         outcome: str = "error"
         kind: EventKind = "failed"
         try:
@@ -276,7 +251,8 @@ class JobService:
             job.handle.cancel()
         return False
 
-    def _interrupt(self, job: ActiveJob) -> None:
+    def interrupt(self, job: ActiveJob) -> None:
+        """Stop a job because the bot is shutting down (its user is told INTERRUPTED)."""
         if not job.interrupted:
             job.interrupted = True
             self._stop(job, "a restart")

@@ -12,9 +12,10 @@ from bot.ops.metrics import BotMetrics, GpuMemory, instrument
 from bot.ops.shutdown import Shutdown
 from bot.requests.arguments import StyleArgs
 from bot.requests.events import JobEvent
-from bot.requests.jobs import job_mark
-from bot.requests.service import INTERRUPTED
+from bot.requests.jobs import StoppedJob, job_mark
+from bot.requests.service import INTERRUPTED, JobService
 from bot.storage.db import Database
+from bot.storage.limits import Limits, LimitsLookup
 from tests.bot.memory_backend import MemoryBackend
 from tests.bot.test_bot_flow import SOURCES, MemoryReporter, User, service, settings, until
 from tests.ops.metrics_text import sample, total
@@ -95,5 +96,51 @@ async def test_a_short_grace_interrupts_and_tells(settings: Settings, db: Databa
     await asyncio.wait_for(shutdown.run(), 10)
     assert reporter.statuses[-1] == f"{INTERRUPTED} {job_mark(backend.jobs[0].job_id)}"
     assert [e.kind for e in events if e.final] == ["interrupted"]
+    assert await db.unfinished_jobs() == []
+    await jobs.close()
+
+
+class HeldBackReporter(MemoryReporter):
+    """A user whose failure notice Discord's rate limits hold back (the edit waits in discord.py's queue)."""
+
+    def __init__(self, user: User, release: asyncio.Event) -> None:
+        super().__init__(user)
+        self.release = release
+
+    async def failed(self, message: str, *, title: str) -> None:
+        await self.release.wait()
+        await super().failed(message, title=title)
+
+
+async def test_waiting_users_are_told_before_the_grace_counts_even_when_discord_holds_edits_back(
+        settings: Settings, db: Database, caplog) -> None:
+    caplog.set_level("INFO", logger="bot.requests.drain")
+    release = asyncio.Event()
+    told_at_once: list[list[StoppedJob]] = []
+
+    async def batch(jobs: list[StoppedJob]) -> None:
+        told_at_once.append(jobs)
+
+    backend = MemoryBackend(auto_finish=False)
+    jobs = JobService(settings, backend, db, LimitsLookup(Limits.from_settings(settings), db),
+                      engine_overrides={"size": 48}, batch_notice=batch)
+    jobs.submit(MemoryReporter(User(1)), SOURCES, StyleArgs())
+    await until(lambda: len(backend.jobs) == 1, "the first job runs")
+    quick, held = MemoryReporter(User(2)), HeldBackReporter(User(3), release)
+    jobs.submit(quick, SOURCES, StyleArgs())
+    jobs.submit(held, SOURCES, StyleArgs())
+    await until(lambda: jobs.queue.waiting == 2, "two jobs wait")
+    waiting = {job.user_id: job.job_id for job in jobs.active.values() if job.handle is None}
+
+    drain = asyncio.create_task(jobs.drain(grace=30, notice_time=0.2))
+    await until(lambda: bool(told_at_once), "the held-back user is named in one message", timeout=2)
+    assert told_at_once == [[StoppedJob(555, 3, waiting[3])]]  # the quick one was told by its own status
+    assert quick.statuses[-1] == f"{INTERRUPTED} {job_mark(waiting[2])}"
+    assert "told 2 of 2 waiting or downloading job(s)" in caplog.text and "1 in one message" in caplog.text
+    assert not drain.done()  # the grace for the running job counts only now
+    release.set()
+    backend.jobs[0].release.set()
+    await asyncio.wait_for(drain, 5)
+    assert held.statuses[-1] == f"{INTERRUPTED} {job_mark(waiting[3])}"  # the status follows as Discord allows
     assert await db.unfinished_jobs() == []
     await jobs.close()

@@ -115,3 +115,41 @@ async def test_second_signal_stops_at_once_and_the_restart_tells_the_user(tmp_pa
             assert fake.member.mention in notice.content
             again.signal(signal.SIGTERM)
             assert await again.wait(timeout=60) == 0, again.output
+
+
+async def test_sigterm_tells_waiting_users_at_once_even_when_discord_rate_limits_the_edits(tmp_path):
+    async with serving_fake() as fake:
+        async with bot_process(tmp_path, fake.base_url, overrides={"size": 48, "iterations": 5000},
+                               SHUTDOWN_GRACE=0.5) as bot:
+            await start_job(fake, bot)  # the one worker is busy from now on
+            waiting = [fake.add_user(f"waiting{i}") for i in range(3)]
+            for i, user in enumerate(waiting):
+                fake.add_member(fake.guild, user)
+                request = await fake.post_message(fake.channel, user, "!style fast",
+                                                  attachments=[("c.png", png(seed=10 + i)), ("s.png", png(seed=20))])
+                status = await fake.wait_for_message(fake.channel, lambda m, r=request: m.reference_id == r.id,
+                                                     timeout=30)
+                await fake.wait_for(lambda s=status: "Queued" in s.content, timeout=30, what="queued")
+            # Discord's per-channel bucket for edits is spent: each status edit waits 5 s before discord.py retries.
+            fake.rate_limit(r"^PATCH /channels/", count=20, retry_after=5.0)
+            signalled = fake.now()
+            bot.signal(signal.SIGTERM)
+            notice = await fake.wait_for_message(fake.channel, lambda m: "were stopped before they ran" in m.content,
+                                                 timeout=10)
+            assert fake.now() - signalled < 4, "the waiting users were not told within a second or two"
+            assert {u.id for u in notice.mentions} == {u.id for u in waiting}
+            assert notice.content.count("(job ") == 3
+            await bot.wait_for_line("told 3 of 3 waiting or downloading job(s)")
+            assert await bot.wait(timeout=90) == 0, bot.output
+        assert "3 in one message per channel" in bot.output
+        # The waiting users are journaled as told; the running job's notice was still held back when the bot exited,
+        # so it stays open and the next start tells its user, and only them.
+        assert sorted(state for _, state in journal(tmp_path / "bot.sqlite3")) == ["interrupted"] * 3 + ["running"]
+        async with bot_process(tmp_path, fake.base_url) as again:
+            await again.wait_for_line("after the restart: 1 open job(s)", timeout=120)
+            again.signal(signal.SIGTERM)
+            assert await again.wait(timeout=60) == 0, again.output
+        for user in waiting:
+            pings = [m for m in fake.bot_messages() if user in m.mentions]
+            assert pings == [notice], [m.shown_text() for m in pings]
+        assert len([m for m in fake.bot_messages() if fake.member in m.mentions and "restarted" in m.content]) == 1
