@@ -8,7 +8,9 @@ worker pool, random weights and tiny images. A seeded random plan sends prefix a
 and every preset; a share of them hostile (corrupt, oversized, decompression bombs, wrong types, stalled and
 truncated downloads); users cancel and press re-run buttons; two workers are killed, one 429 storm is thrown, one
 interaction token expires, one upload goes over the server's limit, and the bot is stopped with SIGTERM in the
-middle and started again on the same database.
+middle and started again on the same database. The full run then has a kill phase (``benchmarks/kill_points.py``):
+the bot killed with SIGKILL at seeded points of a request's life and of the drain, 30 times, each user's answers
+checked (``--no-kills`` skips it).
 
 Checked and printed: every request answered exactly once (a result, a clear refusal, a cancellation or a failure
 with its reason; 0 lost, 0 answered twice, 0 tracebacks or "something went wrong" shown to users); the bot alive
@@ -42,6 +44,8 @@ from typing import Any
 
 from PIL import Image
 
+from benchmarks.kill_points import POINTS as KILL_POINTS
+from benchmarks.kill_points import make_rounds, run_kills
 from tests.fakediscord import (
     FakeChannel,
     FakeDiscord,
@@ -64,6 +68,7 @@ MAX_FILE_MB = 1.0
 MAX_MEGAPIXELS = 4.0
 DOWNLOAD_TIMEOUT = 3.0
 MEMORY_GROWTH_LIMIT_MB = 50.0
+KILL_ROUNDS = 30  # the kill phase: each of the ten kill points three times (benchmarks/kill_points.py)
 
 
 @dataclass(frozen=True)
@@ -949,6 +954,11 @@ def print_report(report: Report, config: PlanConfig, seed: int, wall: float) -> 
     ]
     if f["unknown_routes"]:
         lines.append(f"  routes the fake does not know: {f['unknown_routes']}")
+    if "kills" in f:
+        k = f["kills"]
+        lines.append(f"  kill phase: {k['kills']} SIGKILLs over {k['rounds']} rounds ({k['kill_points']}), "
+                     f"{k['requests']} requests answered {k['answers']}, {len(k['problems'])} problems, "
+                     f"{k['wall_s']} s")
     lines.append("PASS" if not report.failures else "FAIL:\n  - " + "\n  - ".join(report.failures))
     print("\n".join(lines), flush=True)
 
@@ -976,6 +986,13 @@ def markdown(f: dict[str, Any], config: PlanConfig, seed: int, wall: float) -> s
         ("queue fairness", f"at most {f['fairness_max_jobs_ahead_from_one_user']} job of any other user ahead of "
                            "a waiting job"),
     ]
+    if "kills" in f:
+        k = f["kills"]
+        rows.append(("killed with SIGKILL", f"{k['kills']} kills at {len(k['kill_points'])} kinds of point over "
+                                            f"{k['rounds']} rounds, {k['starts']} starts on one database; "
+                                            f"{k['requests']} requests: "
+                                            + ", ".join(f"{v} {n}" for n, v in k["answers"].items())
+                                            + f"; {len(k['problems'])} contradictions, double or silent answers"))
     return "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
 
 
@@ -996,6 +1013,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--markdown", action="store_true", help="also print the figures as the table in docs/reliability.md")
     parser.add_argument("--keep", type=Path, help="keep the bot's logs, stats and database in this folder")
+    parser.add_argument("--no-kills", action="store_true", help="skip the kill phase (benchmarks/kill_points.py)")
     args = parser.parse_args(argv)
     config = SHORT if args.short else FULL
     overrides = {k: v for k, v in (("requests", args.requests), ("users", args.users), ("workers", args.workers))
@@ -1016,6 +1034,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nst-soak-")))
         report = asyncio.run(Soak(config, args.seed, workdir, engine, say).run())
+        if not args.short and not args.no_kills:
+            say("kill phase: the bot killed with SIGKILL at seeded points of a request's life and of the drain")
+            rounds = make_rounds(KILL_POINTS, KILL_ROUNDS, args.seed)
+            kills = asyncio.run(run_kills(rounds, workdir / "kills", log=say))
+            report.figures["kills"] = {k: v for k, v in kills.items() if k != "transcript"}
+            report.failures += [f"kill phase: {p}" for p in kills["problems"]]
+            if kills["final_exit"] != 0:
+                report.failures.append(f"kill phase: the last bot exited with {kills['final_exit']} on SIGTERM")
         if report.failures and not args.keep:
             for log in sorted(workdir.glob("bot-*.log")):
                 tail = log.read_text(errors="replace").splitlines()[-40:]

@@ -376,3 +376,37 @@ async def test_unknown_route_is_recorded(fake_discord: FakeDiscord) -> None:
         assert resp.status == 404 and (await resp.json())["code"] == 0
     assert fake.unknown_routes == ["GET /nope/123"]
     fake.unknown_routes.clear()  # the fixture asserts the list is empty at teardown
+
+
+async def test_tripwire_fires_once_after_discord_did_it_and_before_the_client_hears(fake_discord: FakeDiscord) -> None:
+    fake = fake_discord
+    seen: list[tuple[int, bool]] = []  # (messages the fake holds, whether the client had its answer)
+    sent: list[discord.Message] = []
+
+    def trip() -> None:
+        seen.append((len(fake.bot_messages(fake.channel)), len(sent)))
+
+    wire = fake.tripwire(r"^POST /channels/\d+/messages$", trip, when=lambda rec: "second" in rec.json["content"],
+                         skip=1)
+    async with run_discord_client(make_bot(), fake) as client:
+        channel = client.get_channel(fake.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        for text in ("first", "second a", "second b", "second c"):
+            sent.append(await channel.send(text))
+    # "first" does not match; "second a" is skipped; at "second b" the message exists, the client has not heard back.
+    assert seen == [(3, 2)] and wire.fired is not None and wire.fired.json["content"] == "second b"
+
+
+async def test_history_after_a_message_starts_right_after_it(fake_discord: FakeDiscord) -> None:
+    fake = fake_discord
+    async with run_discord_client(make_bot(), fake) as client:
+        channel = client.get_channel(fake.channel.id)
+        assert isinstance(channel, discord.TextChannel)
+        first = await channel.send("0")
+        for i in range(1, 6):
+            await channel.send(str(i))
+        # As Discord: with `after`, the page holds the messages right after it (newest first within the page).
+        page = await client.http.logs_from(channel.id, 2, after=first.id)
+        assert [m["content"] for m in page] == ["2", "1"]
+        assert [m.content async for m in channel.history(after=first, limit=None, oldest_first=True)] == \
+            ["1", "2", "3", "4", "5"]
