@@ -131,6 +131,7 @@ class KillRun:
         self.misses: list[str] = []
         self.starts = 0
         self.draining = False  # SIGTERM was sent in this round
+        self.killed = False  # the current bot was sent SIGKILL
         self.round_requests: list[Request] = []
         self.settle_wait = SETTLE_WAIT
 
@@ -140,14 +141,20 @@ class KillRun:
         self.bot = await start_bot_process(self.workdir, self.fake.base_url, overrides=job, SHUTDOWN_GRACE=30,
                                            DOWNLOAD_TIMEOUT=120, LOG_LEVEL="INFO")
         self.starts += 1
-        await self.bot.wait_for_line(READY, timeout=120)
-        await self.fake.wait_for(lambda: self.fake.find_command("style") is not None, timeout=30,
-                                 what="the slash commands")
+        self.killed = False
+        try:
+            await self.bot.wait_for_line(READY, timeout=120)
+            await self.fake.wait_for(lambda: self.killed or self.fake.find_command("style") is not None, timeout=30,
+                                     what="the slash commands")
+        except AssertionError:
+            if not self.killed:  # killed at a restart notice before it said it was ready: expected
+                raise
         return self.bot
 
     def kill_now(self, what: str) -> None:
         bot = self.bot
-        if bot is not None and bot.proc.returncode is None:
+        if bot is not None and bot.proc.returncode is None and not self.killed:
+            self.killed = True  # at once: the process's exit status comes only when asyncio reaps it
             os.kill(bot.proc.pid, signal.SIGKILL)
             self.kills[what + (" (in the drain)" if self.draining and not what.startswith("drain-") else "")] += 1
 
@@ -200,6 +207,7 @@ class KillRun:
                         pass
                     self.kill_now("drain-grace")
         await self.dead(what=f"round {index}: {rnd.point}")
+        self.draining = False
         return mine
 
     def downloading(self, mine: list[Request]) -> bool:
@@ -251,7 +259,7 @@ class KillRun:
         return req
 
     def alive(self) -> bool:
-        return self.bot is not None and self.bot.proc.returncode is None
+        return self.bot is not None and not self.killed and self.bot.proc.returncode is None
 
     async def accepted(self, req: Request) -> bool:
         """Wait until the request's status shows (the job is journaled by then), or the bot is gone."""

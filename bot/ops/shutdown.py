@@ -1,12 +1,13 @@
 """Graceful shutdown on SIGTERM / SIGINT.
 
 The first signal: ``/healthz`` turns 503 ("shutting down"), the job service stops accepting (new requests are told
-"restarting, try again in a minute"), running jobs get ``SHUTDOWN_GRACE`` seconds to finish, then everyone still
-waiting or running is told their job was interrupted (their status message is edited) and the journal marks those
-jobs interrupted. The caller then closes the bot (the pool, the database, the gateway) and exits 0.
+"restarting, try again in a minute"), the users of waiting and downloading jobs are told within a second or two
+(``bot.requests.drain``), then running jobs get ``SHUTDOWN_GRACE`` seconds to finish, and those still running are
+stopped and told. The journal marks every told job interrupted. The caller then closes the bot (the pool, the
+database, the gateway) and exits 0.
 
-A second signal stops at once: the drain is abandoned, the bot closes, and the jobs left open in the journal are
-reported after the next start, like jobs a crash interrupted.
+A second signal (or a SIGKILL) stops at once: the jobs left open in the journal are settled after the next start,
+like jobs a crash interrupted, once the bot has looked at what Discord already shows their users.
 """
 
 from __future__ import annotations

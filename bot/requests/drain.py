@@ -44,8 +44,8 @@ async def drain(jobs: JobService, grace: float, *, notice_time: float = NOTICE_T
         await asyncio.wait(list(jobs.tasks), timeout=grace)
     for job in list(jobs.active.values()):
         jobs.interrupt(job)
-    if jobs.tasks:
-        await asyncio.wait(list(jobs.tasks), timeout=max(5.0, grace))
+    if jobs.tasks:  # a stopped job may take the pool's NST_STOP_GRACE to end; then its user is told
+        await asyncio.wait(list(jobs.tasks), timeout=jobs.settings.nst_stop_grace + 5.0)
 
 
 async def told_within(jobs: Sequence[ActiveJob], timeout: float) -> int:
