@@ -42,9 +42,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.bot_harness import RESULT_TITLE, png
+from benchmarks.kill_answers import Request, answers_of, check, final
+from tests.e2e.bot_harness import png
 from tests.e2e.bot_process import BotProcess, start_bot_process
-from tests.fakediscord import FakeChannel, FakeDiscord, FakeMessage, FakeUser, FileSpec, InteractionRecord
+from tests.fakediscord import FakeChannel, FakeDiscord, FakeMessage, FakeUser, FileSpec
 from tests.fakediscord.state import RecordedRequest
 
 POINTS = ("before-download", "during-download", "queued", "starting", "running", "posting", "after-posting",
@@ -55,7 +56,6 @@ LONG_JOB = {"size": 48, "iterations": 3000}  # still running when the kill comes
 SHORT_JOB = {"size": 48, "iterations": 8}  # finishes in a few seconds
 KILL_WAIT = 60.0  # seconds a round waits for its kill point before it kills anyway (counted as a miss)
 SETTLE_WAIT = 60.0  # seconds every request of a round has to get its answer after the restart
-LOST_WORDS = ("lost", "stopped before it finished", "stopped before they ran", "If it is not above")
 
 
 @dataclass(frozen=True)
@@ -81,18 +81,6 @@ def make_rounds(points: tuple[str, ...], count: int, seed: int, *, notice_share:
         vias = tuple(rng.choice(("prefix", "slash")) for _ in range(3))
         rounds.append(Round(point, nth, vias, rng.random() < notice_share))  # type: ignore[arg-type]
     return rounds
-
-
-@dataclass(eq=False)
-class Request:
-    """One request as its user sent it, and where the bot's answers to it can appear."""
-
-    round: int
-    role: str  # A, B or C
-    user: FakeUser
-    channel: FakeChannel
-    message: FakeMessage | None = None  # a prefix command: the bot replies to it
-    record: InteractionRecord | None = None  # a slash command: its response and follow-ups
 
 
 def sent_text(rec: RecordedRequest) -> str:
@@ -289,18 +277,7 @@ class KillRun:
     # -- answers ---------------------------------------------------------------------------------------
 
     def answers_of(self, req: Request) -> list[FakeMessage]:
-        """Every bot message meant for this request's user (each round's users are new, so all are theirs)."""
-        fake = self.fake
-        own = [m for m in fake.messages.values() if m.author is fake.bot_user and not m.deleted]
-        roots: list[FakeMessage] = []
-        if req.message is not None:
-            roots = [m for m in own if m.reference_id == req.message.id]
-        if req.record is not None:
-            roots = [m for m in own if m.interaction_id == req.record.id]
-        ids = {m.id for m in roots}
-        rest = [m for m in own if m not in roots and (m.reference_id in ids or req.user in m.mentions
-                                                        or req.user.mention in m.content)]
-        return roots + rest
+        return answers_of(self.fake, req)
 
     def settled(self, req: Request) -> bool:
         return any(final(m) for m in self.answers_of(req))
@@ -351,29 +328,7 @@ class KillRun:
         return self.verdict(code, time.monotonic() - t0)
 
     def verdict(self, exit_code: int, wall: float) -> dict[str, Any]:
-        problems: list[str] = []
-        answers: Counter[str] = Counter()
-        transcript: list[str] = []
-        for req in self.requests:
-            msgs = self.answers_of(req)
-            results = [m for m in msgs if is_result(m)]
-            lost = [m for m in msgs if says_lost(m)]
-            others = [m for m in msgs if final(m) and not is_result(m) and not says_lost(m)]
-            status = msgs[0] if msgs else None
-            pings = [m for m in lost if m is not status]
-            name = f"round {req.round} {req.role} ({'prefix' if req.message else 'slash'})"
-            if results and lost:
-                problems.append(f"{name}: contradiction, a result and a 'lost' notice")
-            if len(results) > 1:
-                problems.append(f"{name}: {len(results)} results")
-            if len(pings) > 1:
-                problems.append(f"{name}: told {len(pings)} times it was lost")
-            if not results and not lost and not others:
-                problems.append(f"{name}: silent ({' | '.join(m.shown_text()[:60] for m in msgs) or 'nothing'})")
-            kind = "result" if results else "lost" if lost else "other" if others else "silent"
-            answers[kind] += 1
-            transcript.append(f"{name}: {kind}: " + " | ".join(m.shown_text().replace(chr(10), " / ")[:90]
-                                                             for m in msgs))
+        answers, problems, transcript = check(self.fake, self.requests)
         return {
             "rounds": len(self.rounds),
             "kills": sum(self.kills.values()),
@@ -391,20 +346,6 @@ class KillRun:
 
 def job_for(rnd: Round) -> dict[str, Any]:
     return SHORT_JOB if rnd.point in ("posting", "after-posting", "drain-posting") else LONG_JOB
-
-
-def is_result(msg: FakeMessage) -> bool:
-    return any(name.startswith("styled.") for name in msg.filenames)
-
-
-def says_lost(msg: FakeMessage) -> bool:
-    text = msg.shown_text()
-    return any(w in text for w in LOST_WORDS)
-
-
-def final(msg: FakeMessage) -> bool:
-    """An answer that ends the request: a result, a 'lost' notice, or a refusal or failure (an error embed)."""
-    return is_result(msg) or says_lost(msg) or any(e.get("title") not in (None, "", RESULT_TITLE) for e in msg.embeds)
 
 
 async def run_kills(rounds: list[Round], workdir: Path, *, log: Any = print) -> dict[str, Any]:

@@ -94,7 +94,7 @@ class JobService:
         await drain(self, grace, notice_time=notice_time)
 
     async def close(self, timeout: float = 5.0) -> None:
-        """Stop at once: unfinished jobs stay 'accepted'/'running' in the journal, to be reported after restart."""
+        """Stop at once: unfinished jobs stay open in the journal, to be settled after the restart."""
         self.accepting = False
         self.closing = True
         for job in list(self.active.values()):

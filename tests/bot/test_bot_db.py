@@ -76,8 +76,10 @@ async def test_job_journal_keeps_unfinished_jobs_for_the_next_start(tmp_path):
     await db.record_job("a", user_id=1, guild_id=5, channel_id=10)
     await db.record_job("b", user_id=2, guild_id=None, channel_id=11)
     await db.record_job("c", user_id=3, guild_id=5, channel_id=10)
+    await db.record_job("d", user_id=4, guild_id=5, channel_id=10)
     await db.set_job_state("b", "running")
     await db.set_job_state("c", "done")
+    await db.set_job_state("d", "delivering")  # its result may be on Discord: the next start looks there
     await db.close()
     db = Database(path)
     await db.open()
@@ -86,8 +88,10 @@ async def test_job_journal_keeps_unfinished_jobs_for_the_next_start(tmp_path):
         assert [(j.job_id, j.user_id, j.guild_id, j.channel_id, j.state) for j in open_jobs] == [
             ("a", 1, 5, 10, "accepted"),
             ("b", 2, None, 11, "running"),
+            ("d", 4, 5, 10, "delivering"),
         ]
         await db.set_job_state("a", "interrupted")
+        await db.set_job_state("d", "done")
         assert [j.job_id for j in await db.unfinished_jobs()] == ["b"]
         await db.prune_jobs(older_than=-1)
         async with db.conn.execute("SELECT job_id FROM jobs ORDER BY job_id") as cur:
