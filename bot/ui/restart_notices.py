@@ -111,7 +111,11 @@ class RestartNotices:
         history = History(self.bot, dt.datetime.fromtimestamp(oldest, tz=dt.UTC))
         told = found = 0
         for rec in records:
-            outcome = await self.settle(rec, history)
+            try:
+                outcome = await self.settle(rec, history)
+            except Exception:  # one job's trouble must not leave the others untold; it stays open for next time
+                log.exception("job %s: could not settle it after the restart", rec.job_id)
+                continue
             told += outcome == "told-now"
             found += outcome == "result"
         log.info("after the restart: %d open job(s) in the journal; %d had their result on Discord, %d told they "
