@@ -293,6 +293,7 @@ class KillRun:
 
     async def run(self) -> dict[str, Any]:
         t0 = time.monotonic()
+        self.workdir.mkdir(parents=True, exist_ok=True)
         await self.fake.start()
         try:
             rounds = self.rounds
