@@ -60,9 +60,9 @@ class History:
         return next((m for messages in self.channels.values() for m in messages or () if match(m)), None)
 
     async def _read(self, channel: discord.abc.Messageable) -> list[discord.Message] | None:
-        guild = getattr(channel, "guild", None)
-        if guild is not None and hasattr(channel, "permissions_for"):
-            if not channel.permissions_for(guild.me).read_message_history:
+        me = getattr(getattr(channel, "guild", None), "me", None)
+        if me is not None and hasattr(channel, "permissions_for"):
+            if not channel.permissions_for(me).read_message_history:
                 return None  # Discord would answer an empty list: that proves nothing
         try:
             own = self.bot.user
