@@ -166,35 +166,36 @@ class KillRun:
         self.round_requests = []
         self.arm(rnd)
         users = self.users[3 * index:3 * index + 3]
-        # A's and B's pictures take a moment, so all three are sent (and journaled) before A starts; C's never come.
-        delays = {"A": 1.0, "B": 1.3, "C": 600.0}
-        if rnd.point == "during-download":
-            delays = {"A": 600.0, "B": 600.0, "C": 600.0}
+        # The downloads are held until all three requests are sent and journaled; then A's ends, and B's once A
+        # runs (for the during-download point none ends); C's picture never comes.
+        holds = {"A": asyncio.Event(), "B": asyncio.Event(), "C": asyncio.Event()}
         for role, user, via in zip("ABC", users, rnd.vias, strict=True):
             channel = fake.channel if (index + ord(role)) % 2 else fake.other_channel
-            req = await self.send(index, role, user, channel, via, delay=delays[role])
+            req = await self.send(index, role, user, channel, via, hold=holds[role])
             if not await self.accepted(req):
                 break  # the bot is gone (or the kill came): the rest are not sent
         mine = list(self.round_requests)
+        if rnd.point != "during-download" and self.alive():
+            holds["A"].set()  # A first, so A runs and B waits behind it
+            await self.wait_running(mine[0])
+            holds["B"].set()
         if rnd.point == "during-download" and self.alive():
-            downloads = len([r for r in fake.requests if r.route == "/cdn/attachments"])
-            await fake.wait_for(lambda: not self.alive() or len([r for r in fake.requests
-                                                                  if r.route == "/cdn/attachments"]) > downloads
-                                or self.downloading(mine), timeout=30, what="the downloads")
+            await fake.wait_for(lambda: not self.alive() or self.downloading(mine), timeout=30,
+                                what="every download begun")
             self.kill_now("during-download")
         if rnd.point.startswith("drain-") and self.alive():
-            await self.wait_running(mine[0])
-            if self.alive():
-                assert self.bot is not None
-                self.draining = True
-                self.bot.signal(signal.SIGTERM)
-                if rnd.point == "drain-grace":
-                    try:
-                        await self.bot.wait_for_line("waiting or downloading job(s) they were stopped", timeout=30)
-                    except AssertionError:
-                        pass
-                    self.kill_now("drain-grace")
+            assert self.bot is not None
+            self.draining = True
+            self.bot.signal(signal.SIGTERM)
+            if rnd.point == "drain-grace":
+                try:
+                    await self.bot.wait_for_line("waiting or downloading job(s) they were stopped", timeout=30)
+                except AssertionError:
+                    pass
+                self.kill_now("drain-grace")
         await self.dead(what=f"round {index}: {rnd.point}")
+        for hold in holds.values():  # the fake's held downloads end (into closed connections)
+            hold.set()
         self.draining = False
         return mine
 
@@ -231,11 +232,11 @@ class KillRun:
             fake.tripwire(MESSAGES, kill, when=lambda rec: what(rec) and self.all_accepted(), skip=nth)
 
     async def send(self, index: int, role: str, user: FakeUser, channel: FakeChannel, via: str, *,
-                   delay: float) -> Request:
+                   hold: asyncio.Event) -> Request:
         fake = self.fake
         content = fake.make_attachment(channel, FileSpec(f"c{index}{role}.png", png(seed=index)))
         style = fake.make_attachment(channel, FileSpec(f"s{index}{role}.png", png(seed=index + 1)))
-        fake.cdn_fault(content, "slow", delay=delay)
+        fake.cdn_fault(content, "slow", hold=hold)
         req = Request(index, role, user, channel)
         self.requests.append(req)
         self.round_requests.append(req)

@@ -36,6 +36,8 @@ async def handle(fake: FakeDiscord, request: web.Request) -> web.StreamResponse:
         return web.Response(status=404, text="Not Found")
     if fault is not None and fault.delay:
         await asyncio.sleep(fault.delay)
+    if fault is not None and fault.hold is not None:
+        await fault.hold.wait()
 
     ctype = att.content_type or "application/octet-stream"
     body = att.data

@@ -6,6 +6,7 @@ gateway layers only decide *when* to send what.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import io
 import itertools
@@ -317,6 +318,8 @@ class CdnFault:
     #: up to this many seconds between the response headers and the first body byte, cut short when the client
     #: hangs up (as one that refuses a Content-Length over its cap does: the request records ``body_sent == 0``)
     body_delay: float = 0.0
+    #: the response waits until this event is set (after ``delay``): a download the test lets finish when it wants
+    hold: asyncio.Event | None = None
 
 
 @dataclass(eq=False)
