@@ -410,3 +410,18 @@ async def test_history_after_a_message_starts_right_after_it(fake_discord: FakeD
         assert [m["content"] for m in page] == ["2", "1"]
         assert [m.content async for m in channel.history(after=first, limit=None, oldest_first=True)] == \
             ["1", "2", "3", "4", "5"]
+
+
+async def test_cdn_hold_keeps_a_download_open_until_the_test_lets_it_end(fake_discord: FakeDiscord) -> None:
+    fake = fake_discord
+    att = fake.make_attachment(fake.channel, FileSpec("held.png", PNG))
+    hold = asyncio.Event()
+    fake.cdn_fault(att, "slow", hold=hold)
+    async with aiohttp.ClientSession() as http:
+        download = asyncio.create_task(http.get(att.url))
+        await fake.wait_for(lambda: any(r.path.endswith("/held.png") for r in fake.requests), what="the download")
+        done, _ = await asyncio.wait([download], timeout=0.2)
+        assert not done  # held: no answer yet, however long the test waits
+        hold.set()
+        async with await download as resp:
+            assert resp.status == 200 and await resp.read() == PNG
