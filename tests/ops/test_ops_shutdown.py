@@ -120,7 +120,7 @@ async def test_second_signal_stops_at_once_and_the_restart_tells_the_user(tmp_pa
 async def test_sigterm_tells_waiting_users_at_once_even_when_discord_rate_limits_the_edits(tmp_path):
     async with serving_fake() as fake:
         async with bot_process(tmp_path, fake.base_url, overrides={"size": 48, "iterations": 5000},
-                               SHUTDOWN_GRACE=0.5) as bot:
+                               SHUTDOWN_GRACE=0.5, NST_STOP_GRACE=1) as bot:
             await start_job(fake, bot)  # the one worker is busy from now on
             waiting = [fake.add_user(f"waiting{i}") for i in range(3)]
             for i, user in enumerate(waiting):
