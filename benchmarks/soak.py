@@ -255,6 +255,7 @@ class BotProcess:
             "MAX_MEGAPIXELS": str(MAX_MEGAPIXELS),
             "LOG_LEVEL": "INFO",
             "SHUTDOWN_GRACE": "5",  # a graceful stop (where the bot has one) drains for at most this long
+            "USER_COOLDOWN": "0",  # the soak's users send back to back to load the fair queue; the cooldown is tested alone
             "SOAK_FAKE_URL": fake.base_url,
             "SOAK_ENGINE_OVERRIDES": json.dumps(engine),
             "SOAK_STATS": str(self.stats_path),

@@ -133,13 +133,14 @@ class BotProcess:
 def bot_env(cwd: Path, fake_url: str | None, **settings: Any) -> dict[str, str]:
     """A clean environment: no inherited bot settings; the test's settings as environment variables."""
     env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("DISCORD_", "NST_", "DATABASE_", "METRICS_", "SHARD_", "LOG_", "SHUTDOWN_"))}
+           if not k.startswith(("DISCORD_", "NST_", "DATABASE_", "METRICS_", "SHARD_", "LOG_", "SHUTDOWN_", "USER_"))}
     env["PYTHONPATH"] = str(ROOT)
     env["PYTHONUNBUFFERED"] = "1"
     defaults: dict[str, Any] = {
         "DISCORD_TOKEN": "fake-token", "DATABASE_PATH": cwd / "bot.sqlite3", "NST_WEIGHTS": "random",
         "NST_DEVICE": "cpu", "NST_WORKERS": 1, "METRICS_ADDRESS": "", "PROGRESS_EDIT_INTERVAL": 0.5,
         "DOWNLOAD_TIMEOUT": 5,
+        "USER_COOLDOWN": 0,  # tests send one person's requests back to back; the cooldown's own tests set it
     }
     defaults.update(settings)
     env.update({k: str(v) for k, v in defaults.items() if v is not None})

@@ -120,16 +120,16 @@ OPTIONS = {"preset": "fast", "size": 96, "precision": "fp32"}
 @pytest.mark.realweights
 def test_a_clip_is_painted_steadily_and_each_frame_as_well_as_a_still(real_model: Any, painting: Image.Image,
                                                                       photo: Image.Image) -> None:  # fmt: skip
-    source = pan_and_hold(photo, width=96, height=72, pan=3, hold=2)
+    source = pan_and_hold(photo, width=96, height=72, pan=3, hold=1)
     events: list[ProgressEvent] = []
     result = stylize_clip(source, painting, model=real_model, progress=events.append, **OPTIONS)
-    assert result.clip is not None and len(result.clip) == 5 and result.summary.frames == 5
+    assert result.clip is not None and len(result.clip) == 4 and result.summary.frames == 4
     assert result.clip.durations == source.durations and result.clip.loop == 0
     assert steadiness(result.clip, source) <= 1.5
-    assert frame_changes(result.clip)[-2:] == [0.0, 0.0]  # the still stretch stays still
+    assert frame_changes(result.clip)[-1] == 0.0  # the still stretch stays still
     # Progress: every frame in turn, the share of work only growing, the last event at the end.
-    assert [e.frame for e in events] == sorted(e.frame for e in events) and {e.frame for e in events} == set(range(1, 6))
-    assert all(e.frames == 5 for e in events) and events[-1].fraction == pytest.approx(1.0)
+    assert [e.frame for e in events] == sorted(e.frame for e in events) and {e.frame for e in events} == set(range(1, 5))
+    assert all(e.frames == 4 for e in events) and events[-1].fraction == pytest.approx(1.0)
     assert all(a.fraction <= b.fraction + 1e-9 for a, b in itertools.pairwise(events))
     # A frame painted from the one before is as good as a still painted on that frame alone.
     frame = source.frames[2]  # the last frame of the pan
@@ -147,7 +147,7 @@ def test_a_still_but_noisy_clip_stays_still(real_model: Any, painting: Image.Ima
     frames = tuple(Image.fromarray(np.clip(base + rng.integers(-3, 4, base.shape), 0, 255).astype(np.uint8))
                    for _ in range(3))  # fmt: skip
     source = Clip(frames, (100,) * 3)
-    result = stylize_clip(source, painting, model=real_model, **OPTIONS)
+    result = stylize_clip(source, painting, model=real_model, **{**OPTIONS, "size": 64})
     assert result.clip is not None
     assert steadiness(result.clip, source) <= 1.5
 
