@@ -18,8 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HOSTS_FOLDER = "/var/tmp"  # not under /tmp, which each host replaces with its own
-# The command runs with the host's folder over /tmp and its name as hostname; "$@" is the command itself.
-ENTER = 'mount --bind "$NST_HOST_TMP" /tmp && hostname "$NST_HOST_NAME" && exec "$@"'
+# The command runs with the host's folder over /tmp and its name as hostname; "$@" is the command itself. A checkout
+# that lies under /tmp itself (a CI clone, say) is held aside first and mounted back at its own path, so every host
+# still runs the same installed project, as the docs' machines do.
+ENTER = ('if [ -n "$NST_HOST_KEEP" ]; then mount --bind "$NST_HOST_KEEP" "$NST_HOST_HOLD"; fi'
+         ' && mount --bind "$NST_HOST_TMP" /tmp'
+         ' && if [ -n "$NST_HOST_KEEP" ]; then mkdir -p "$NST_HOST_KEEP" && mount --bind "$NST_HOST_HOLD" "$NST_HOST_KEEP"; fi'
+         ' && hostname "$NST_HOST_NAME" && exec "$@"')
+# The folder that holds the checkout and ../shared (or the checkout alone, when that folder is /tmp), when /tmp
+# would hide it.
+ROOT, CHECKOUT = Path(__file__).resolve().parents[2], Path(__file__).resolve().parents[3]
+KEEP = "" if not ROOT.is_relative_to("/tmp") else str(ROOT if CHECKOUT == Path("/tmp") else CHECKOUT)
 
 
 def run(*argv: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess[str]:
@@ -70,7 +79,7 @@ class Host:
         """The host's environment: its own HOME and /tmp win over anything in ``extra``."""
         env = dict(self.env) | (extra or {})
         return env | {"HOME": str(self.home), "NST_HOST_TMP": str(self.root / "tmp"), "NST_HOST_NAME": self.name,
-                      "TMPDIR": "/tmp"}
+                      "TMPDIR": "/tmp", "NST_HOST_KEEP": KEEP, "NST_HOST_HOLD": str(self.root / "hold")}
 
     def sh(self, argv: list[str], *, timeout: float = 120, extra: dict[str, str] | None = None
            ) -> subprocess.CompletedProcess[str]:
@@ -123,7 +132,7 @@ class Network:
     def _add(self, name: str, ip: str, number: int) -> None:
         netns, outside = f"nst{self.tag}-{name}"[:15], f"nv{self.tag}h{number}"[:15]
         root = self.folder / name
-        for sub in ("tmp", "home"):
+        for sub in ("tmp", "home", "hold"):
             (root / sub).mkdir(parents=True)
         os.chmod(root / "tmp", 0o1777)
         self.hosts[name] = Host(name, netns, ip, root)
