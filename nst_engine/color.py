@@ -1,4 +1,5 @@
-"""Colour handling for ``preserve_colors``: transfer luminance only, keep the content's chroma (Gatys et al. 2016)."""
+"""Colour handling: ``preserve_colors`` (transfer luminance only, keep the content's chroma; Gatys et al. 2016), and
+the painting's colours moved to the photo's (``Preset.color`` "match")."""
 
 from __future__ import annotations
 
@@ -33,3 +34,25 @@ def recolor(stylized_grey: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
     y_c = luminance(content)
     # Chroma as offsets from luma: adding them back onto the new luma keeps the content's hues and saturation.
     return (content - y_c + y).clamp(0, 1)
+
+
+def match_colors(style: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
+    """``style`` with its RGB mean and covariance moved to ``content``'s (a linear map through both covariances'
+    symmetric square roots), so the transfer paints in the photo's palette while keeping the painting's strokes."""
+
+    def stats(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        pixels = image.reshape(3, -1).double()
+        mean = pixels.mean(dim=1, keepdim=True)
+        centred = pixels - mean
+        return mean, centred @ centred.T / centred.shape[1] + 1e-6 * torch.eye(3, dtype=torch.float64)
+
+    def sqrtm(matrix: torch.Tensor, power: float) -> torch.Tensor:
+        values, vectors = torch.linalg.eigh(matrix)
+        return vectors @ torch.diag(values.clamp_min(1e-8) ** power) @ vectors.T
+
+    s_mean, s_cov = stats(style)
+    c_mean, c_cov = stats(content)
+    transform = sqrtm(c_cov, 0.5) @ sqrtm(s_cov, -0.5)
+    pixels = style.reshape(3, -1).double()
+    out = transform @ (pixels - s_mean) + c_mean
+    return out.reshape(style.shape).to(style.dtype).clamp(0, 1).contiguous()

@@ -2,13 +2,17 @@
 
 Gatys et al. (arXiv 1508.06576): optimise the pixels of an image so that its VGG19 features match the content image
 at relu4_2 and its Gram matrices match the style image(s) at relu1_1..relu5_1, plus a total-variation term. This
-implementation works coarse to fine (each scale starts from the upsampled result of the previous one), runs the VGG
-passes in bfloat16 (a bfloat16 copy of the weights) with channels-last layout where that is fast, sums every loss in
-float32, and keeps each style image's Gram targets per size in a bounded per-process cache (``style_cache``).
+implementation works coarse to fine (each scale starts from the upsampled result of the previous one, with the
+photo's detail of the new scale laid over it), holds small structures with a faint relu3_1 content term that grows
+as the strength falls, cleans grain with a smoothed total variation (``presets.Preset`` says what each lever does),
+runs the VGG passes in bfloat16 (a bfloat16 copy of the weights) with channels-last layout where that is fast, sums
+every loss in float32, and keeps each style image's Gram targets per size in a bounded per-process cache
+(``style_cache``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
@@ -17,6 +21,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
 from nst_engine import color
@@ -27,7 +32,7 @@ from nst_engine.optimize import Run, optimize_adam, optimize_lbfgs
 from nst_engine.options import MIN_SIDE, ResolvedOptions, check_options, plan_scales, resolve_options
 from nst_engine.options import fit as _fit
 from nst_engine.pixels import resize, to_image, to_tensor
-from nst_engine.presets import CONTENT_LAYER, STYLE_LAYERS
+from nst_engine.presets import CONTENT_LAYER, DETAIL_LAYER, JUDGE, STYLE_LAYERS, Preset
 from nst_engine.style_cache import STYLE_TARGETS, Grams, StyleTargetCache, image_digest
 from nst_engine.types import (
     LossSummary,
@@ -96,18 +101,25 @@ class _Objective:
         style_grams: list[Grams],
         settings: ResolvedOptions,
         use_bf16: bool,
+        scale_ratio: float = 1.0,
     ) -> None:
+        """``scale_ratio``: this scale's long side over the final one (the TV weight follows it)."""
         self.model = model
         self.use_bf16 = use_bf16
         preset = settings.preset
         self.content_weight = preset.content_weight
-        self.style_weight = preset.style_weight * settings.options.strength
-        self.tv_weight = settings.tv_weight
+        push = settings.options.strength**preset.strength_power
+        self.style_weight = preset.style_weight * push
+        self.detail_weight = preset.detail_weight / push
+        self.tv_weight = settings.tv_weight * scale_ratio**preset.tv_scale_power
+        self.tv_form = preset.tv_form
         layer_weights = preset.style_layer_weights
         self.layer_weights = {name: w / sum(layer_weights) for name, w in zip(STYLE_LAYERS, layer_weights, strict=True)}
-        self.layers = (*STYLE_LAYERS, CONTENT_LAYER)
+        self.content_layers = (CONTENT_LAYER, DETAIL_LAYER) if self.detail_weight > 0 else (CONTENT_LAYER,)
+        self.layers = tuple(dict.fromkeys((*STYLE_LAYERS, *self.content_layers)))
         with torch.no_grad():
-            self.content_target = self._features(content, (CONTENT_LAYER,))[CONTENT_LAYER].float()
+            feats = self._features(content, self.content_layers)
+            self.content_targets = {name: feats[name].float() for name in self.content_layers}
         self.gram_targets = {
             name: blend_grams([g[name] for g in style_grams], list(settings.style_weights)) for name in STYLE_LAYERS
         }
@@ -120,15 +132,17 @@ class _Objective:
         """Total loss (float32 scalar) and the detached weighted terms, including each style layer's raw loss."""
         feats = self._features(image, self.layers)
         # Gram matrices come back as float32, and every loss is summed in float32.
-        c = content_loss(feats[CONTENT_LAYER], self.content_target)
+        wc = self.content_weight * content_loss(feats[CONTENT_LAYER], self.content_targets[CONTENT_LAYER])
+        if self.detail_weight > 0:  # reported within the content term: both hold the photo
+            wc = wc + self.detail_weight * content_loss(feats[DETAIL_LAYER], self.content_targets[DETAIL_LAYER])
         per_layer = {name: style_loss(gram_matrix(feats[name]), self.gram_targets[name]) for name in STYLE_LAYERS}
         s = sum(self.layer_weights[name] * loss for name, loss in per_layer.items())
-        tv = tv_loss(image)
-        wc, ws, wtv = self.content_weight * c, self.style_weight * s, self.tv_weight * tv
+        tv = tv_loss(image, self.tv_form)
+        ws, wtv = self.style_weight * s, self.tv_weight * tv
         total = wc + ws + wtv
         terms = {"content": wc, "style": ws, "tv": wtv, "total": total}
         terms.update({f"style/{name}": loss for name, loss in per_layer.items()})
-        return total, {k: v.detach() for k, v in terms.items()}  # type: ignore[union-attr]  # sum() of tensors
+        return total, {k: v.detach() for k, v in terms.items()}
 
 
 def _style_grams(model: VGGFeatures, style: torch.Tensor, use_bf16: bool) -> Grams:
@@ -161,6 +175,39 @@ class _StyleTargets:
             return compute()
         key = (self.digests[index], size, self.use_bf16, self.weights, STYLE_LAYERS)
         return self.cache.get_or_compute(key, compute)
+
+    def follow_content(self, options: StyleOptions, preset: Preset) -> bool:
+        """Whether the targets depend on the content (its luminance or colours), so are computed per job or frame."""
+        return options.preserve_colors or preset.color == "match"
+
+    def for_content(self, styles: list[torch.Tensor], content: torch.Tensor | None, side: int, options: StyleOptions,
+                    preset: Preset) -> list[Grams]:  # fmt: skip
+        """Targets of every style image for a picture of long side ``side`` whose photo there is ``content``:
+        luminance matched to it for ``preserve_colors``, colours matched to it for ``Preset.color`` "match" (both for
+        this job only), else the paintings' own (cached; ``content`` may then be None)."""
+        if not self.follow_content(options, preset):
+            return [self.grams(i, s, side, options.style_scale) for i, s in enumerate(styles)]
+        assert content is not None
+        match = color.match_luminance if options.preserve_colors else color.match_colors
+        at_size = [match(_style_at(s, side, options.style_scale), content) for s in styles]
+        return [_style_grams(self.model, s, self.use_bf16) for s in at_size]
+
+
+def _upsample(image: torch.Tensor, content: torch.Tensor, previous_content: torch.Tensor | None, mode: str
+              ) -> torch.Tensor:  # fmt: skip
+    """The last scale's picture at ``content``'s size, the start of the next scale (``Preset.upsample``)."""
+    height, width = content.shape[-2:]
+    if mode == "bilinear":
+        antialias = width < image.shape[-1]
+        return F.interpolate(image, size=(height, width), mode="bilinear", align_corners=False,
+                             antialias=antialias).clamp(0, 1)  # fmt: skip
+    larger = resize(image, width, height)
+    if mode == "detail" and previous_content is not None:
+        # The photo's own detail at this scale, which the last scale could not hold, laid over the painted picture.
+        return (larger + content - resize(previous_content, width, height)).clamp(0, 1)
+    if mode not in ("bicubic", "detail"):
+        raise OptionsError(f"unknown upsampling {mode!r}")
+    return larger
 
 
 def _terms(values: dict[str, float]) -> LossTerms:
@@ -200,11 +247,14 @@ def evaluate_losses(
     options: StyleOptions | None = None,
     **overrides: object,
 ) -> tuple[LossTerms, dict[str, float]]:
-    """The objective of ``image`` against content and styles at the image's own size, in float32 unless the
-    options ask otherwise: a common yardstick for pictures made by different runs or programs."""
+    """The plain Gatys objective (``presets.JUDGE``: relu4_2 content, equal-weight Gram losses, squared TV) of ``image``
+    against content and styles at the image's own size, in float32 unless the options ask otherwise: one yardstick for
+    pictures made by different runs, presets, strengths or programs. Of the options only the style images' scale and
+    weights, the colour choice and the precision count."""
     style_list = [styles] if isinstance(styles, Image.Image) else list(styles)
     opts = resolve_options(options, **overrides)
-    settings = check_options(opts, len(style_list))
+    settings = dataclasses.replace(check_options(opts, len(style_list)), preset=JUDGE, tv_weight=JUDGE.tv_weight,
+                                   options=dataclasses.replace(opts, strength=1.0))  # fmt: skip
     dev = model.device
     use_bf16 = opts.precision == "bf16" and _use_bf16("bf16", dev)
     width, height = image.size
@@ -259,28 +309,29 @@ def stylize(
     targets = _StyleTargets(model, style_list, use_bf16, style_cache)
     generator = torch.Generator(device="cpu").manual_seed(opts.seed)
     image: torch.Tensor | None = None
+    preset = settings.preset
+    previous_content: torch.Tensor | None = None
     for index, scale in enumerate(scales):
         content_s = resize(content_full, scale.width, scale.height)
         side = max(scale.width, scale.height)
-        if opts.preserve_colors:  # the styles' luminance is matched to this content: targets for this job only
-            styles_s = [color.match_luminance(_style_at(s, side, opts.style_scale), content_s) for s in style_full]
-            grams = [_style_grams(model, s, use_bf16) for s in styles_s]
+        grams = targets.for_content(style_full, content_s, side, opts, preset)
+        if opts.preserve_colors:
             content_s = color.grey_rgb(content_s)
-        else:
-            grams = [targets.grams(i, s, side, opts.style_scale) for i, s in enumerate(style_full)]
-        objective = _Objective(model, content_s, grams, settings, use_bf16)
+        objective = _Objective(model, content_s, grams, settings, use_bf16, side / max(scales[-1].width,
+                               scales[-1].height))  # fmt: skip
         if image is None:
             if opts.init == "noise":
                 image = torch.rand(content_s.shape, generator=generator).to(dev)
             else:
                 image = content_s.clone()
         else:
-            image = resize(image, scale.width, scale.height)
+            image = _upsample(image, content_s, previous_content, preset.upsample)
+        previous_content = content_s
         image = _cl(image)
         if settings.optimizer == "lbfgs":
-            image = optimize_lbfgs(image, objective, run, index)
+            image = optimize_lbfgs(image, objective, run, index, preset.lbfgs_average)
         else:
-            image = optimize_adam(image, objective, run, index, settings.preset)
+            image = optimize_adam(image, objective, run, index, preset)
     assert image is not None
 
     with torch.no_grad():

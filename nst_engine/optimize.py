@@ -144,7 +144,7 @@ DIVERGED = 2.0  # an L-BFGS step whose loss exceeds this many times the best so 
 
 def optimize_lbfgs(
     x0: torch.Tensor, objective: Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]], run: Run,
-    index: int,
+    index: int, average: float = 0.0,
 ) -> torch.Tensor:  # fmt: skip
     """L-BFGS without a line search (one evaluation per iteration), its tolerances disabled so it always runs the full
     schedule.
@@ -154,7 +154,8 @@ def optimize_lbfgs(
     can overshoot by far. So the first step of a fresh history is sized to move the pixels by at most FIRST_STEP. As a
     guard, a step whose loss is not finite or over DIVERGED times the best seen goes back to the best image and starts
     the history afresh; and the scale ends with its last image only when that is no worse than the best one seen (one
-    forward pass more: the last step is not evaluated otherwise).
+    forward pass more: the last step is not evaluated otherwise). With ``average`` > 0 the scale ends with a debiased
+    EMA of the iterates (decay ``average``) instead, when that is no worse than the best one seen.
     """
     # L-BFGS flattens gradients with .view(), which needs the default contiguous layout.
     x = x0.detach().contiguous().clone().requires_grad_(True)
@@ -195,6 +196,7 @@ def optimize_lbfgs(
         optimizer.step(closure)
         optimizer.param_groups[0]["lr"] = 1.0
 
+    mean = x.detach().clone() if average > 0 else None
     for iteration in range(1, run.scales[index].iterations + 1):
         run.check_stop()
         tick = time.perf_counter()
@@ -211,9 +213,14 @@ def optimize_lbfgs(
                 x.copy_(best)
                 optimizer, first = fresh(), True
             x.clamp_(0, 1)
+            if mean is not None:
+                weight = average * (1 - average ** (iteration - 1)) / (1 - average**iteration)
+                mean.mul_(weight).add_(x.detach(), alpha=1 - weight)
         run.after_step(index, iteration, latest, time.perf_counter() - tick, lambda: x)
     with torch.no_grad():
         x.clamp_(0, 1)
+        if mean is not None:
+            x.copy_(mean)
         if float(objective(x)[0]) > best_loss:
             x.copy_(best)
     return x.detach()

@@ -10,6 +10,9 @@ from nst_engine.errors import OptionsError
 
 STYLE_LAYERS: tuple[str, ...] = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 CONTENT_LAYER = "relu4_2"
+# A second content term at a shallower layer holds edges and small structures (faces); it is already computed for
+# the style loss, so it costs no VGG work.
+DETAIL_LAYER = "relu3_1"
 
 
 @dataclass(frozen=True)
@@ -32,9 +35,28 @@ class Preset:
     refine_lr: float | None = 0.01  # at later scales, which start from a good image (None = lr); measured best
     average_decay: float = 0.9  # iterate averaging (EMA of the pixels); 0 disables it
     content_weight: float = 1.0
-    style_weight: float = 20.0
-    tv_weight: float = 2.0
+    style_weight: float = 24.0
+    tv_weight: float = 10.0
     style_layer_weights: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0, 1.0)
+    # "squared": mean squared neighbour difference; "smooth": mean of sqrt(dx^2 + dy^2 + eps^2) (edge-keeping, and
+    # harder on low-amplitude grain than on strokes).
+    tv_form: str = "smooth"
+    # The TV weight at a scale of long side s is tv_weight * (s / final side) ** tv_scale_power: neighbour differences
+    # grow as a picture shrinks, so a power matching the form's growth keeps the same pull at every scale.
+    tv_scale_power: float = 1.0
+    # The DETAIL_LAYER content term's weight at strength 1, divided by strength ** strength_power: faint at 1, it
+    # holds the photo's small structures at low strengths.
+    detail_weight: float = 0.05
+    # Style weight = style_weight * strength ** strength_power: each doubling of strength pulls 4x harder, so the
+    # dial's steps stay visible although the picture answers the weights less than linearly.
+    strength_power: float = 2.0
+    lbfgs_average: float = 0.0  # EMA decay of L-BFGS's iterates at each scale, returned instead of the last; 0 = off
+    # Between scales: "bicubic" resize of the picture, "bilinear", or "detail" (bicubic, plus the photo's detail that
+    # the new scale adds over the last one).
+    upsample: str = "detail"
+    # "free": the painting's own colours; "match": the painting's colours moved to the photo's mean and covariance
+    # before its style targets are taken.
+    color: str = "free"
     description: str = ""
 
 
@@ -66,6 +88,11 @@ PRESETS: dict[str, Preset] = {
 }
 
 DEFAULT_PRESET = "balanced"
+
+# The plain Gatys objective every picture is judged by (``evaluate_losses``), whatever preset and strength made it.
+JUDGE = Preset(name="judge", size=512, min_size=128, scale_factor=2**0.5, iterations=(1,), content_weight=1.0,
+               style_weight=20.0, tv_weight=2.0, style_layer_weights=(1.0, 1.0, 1.0, 1.0, 1.0), tv_form="squared",
+               tv_scale_power=0.0, detail_weight=0.0, strength_power=1.0)  # fmt: skip
 
 
 def get_preset(name: str) -> Preset:

@@ -27,8 +27,6 @@ from nst_engine.engine import (
     _cl,
     _layers,
     _Objective,
-    _style_at,
-    _style_grams,
     _StyleTargets,
     _terms,
     _use_bf16,
@@ -208,10 +206,10 @@ class _FramePainter:
         self.use_bf16 = _use_bf16(options.precision, model.device)
         self.styles = [to_tensor(s, model.device) for s in styles]
         self.side = max(final.width, final.height)
+        self.targets = _StyleTargets(model, styles, self.use_bf16, cache)
         self.grams: list[Grams] | None = None
-        if not options.preserve_colors:  # colour-kept targets follow each frame's luminance: computed per frame
-            targets = _StyleTargets(model, styles, self.use_bf16, cache)
-            self.grams = [targets.grams(i, s, self.side, options.style_scale) for i, s in enumerate(self.styles)]
+        if not self.targets.follow_content(options, self.settings.preset):  # else computed per frame
+            self.grams = self.targets.for_content(self.styles, None, self.side, options, self.settings.preset)
 
     def source(self, frame: Image.Image) -> torch.Tensor:
         return resize(to_tensor(frame, self.model.device), self.final.width, self.final.height)
@@ -222,9 +220,8 @@ class _FramePainter:
         """The painted frame for ``source`` (as displayed) and its end losses, starting from ``previous``."""
         content, before, anchor, grams = source, previous_source, previous, self.grams
         if grams is None:
-            styles = [color.match_luminance(_style_at(s, self.side, self.options.style_scale), source)
-                      for s in self.styles]  # fmt: skip
-            grams = [_style_grams(self.model, s, self.use_bf16) for s in styles]
+            grams = self.targets.for_content(self.styles, source, self.side, self.options, self.settings.preset)
+        if self.options.preserve_colors:
             content, before, anchor = color.grey_rgb(source), color.grey_rgb(previous_source), color.grey_rgb(previous)
         objective = _Objective(self.model, content, grams, self.settings, self.use_bf16)
         stillness = torch.exp(-(content - before).abs().mean(1, keepdim=True) / STILLNESS)

@@ -25,7 +25,7 @@ class StyleOptions:
 
     preset: str = "balanced"
     size: int | None = None  # output long side in pixels
-    strength: float = 1.0  # style weight multiplier: 0.25 = subtle, 4 = strong
+    strength: float = 1.0  # 0.25: the photo with a painted touch … 4: the painting's world (Preset.strength_power)
     style_scale: float = 1.0  # style image long side relative to the output's long side
     style_weights: tuple[float, ...] | None = None  # blend weights of several style images (normalised)
     preserve_colors: bool = False  # keep the content's colours (luminance-only transfer)

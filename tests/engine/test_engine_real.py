@@ -93,3 +93,22 @@ def test_bf16_costs_no_quality_against_fp32(real_model, pictures):
     loss_fp32, _ = evaluate_losses(fp32.image, content, style, **judge)
     loss_bf16, _ = evaluate_losses(bf16.image, content, style, **judge)
     assert loss_bf16.total <= 1.02 * loss_fp32.total, (loss_bf16, loss_fp32)
+
+
+def test_the_strength_dial_moves_both_losses_one_way_and_its_low_end_keeps_the_photo(real_model, pictures):
+    content, style = pictures
+    kwargs = {"preset": "fast", "size": 128, "iterations": 20, "precision": "fp32"}
+    judged, likeness = [], []
+    for strength in (0.25, 1.0, 4.0):
+        image = stylize(content, style, model=real_model, strength=strength, **kwargs).image
+        terms, _ = evaluate_losses(image, content, style, model=real_model, precision="fp32")
+        judged.append(terms)
+        out = _arr(image) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        ref = _arr(content.resize(image.size, Image.Resampling.BICUBIC)) @ np.array([0.299, 0.587, 0.114],
+                                                                                    dtype=np.float32)  # fmt: skip
+        likeness.append(np.corrcoef(out.ravel(), ref.ravel())[0, 1])
+    contents, styles = [t.content for t in judged], [t.style for t in judged]
+    assert contents[0] < contents[1] < contents[2], contents  # the photo gives way as strength rises...
+    assert styles[0] > styles[1] > styles[2], styles  # ...to the painting
+    assert styles[0] > 2 * styles[2] and contents[2] > 2 * contents[0], (contents, styles)  # and far, end to end
+    assert likeness[0] > 0.9 > likeness[2], likeness  # 0.25 is recognisably the photo; 4 is not just the photo
