@@ -4,19 +4,23 @@
 
 Writes two JPEGs: ``contact-sheet.jpg``, every photo of ../shared/images/content against every painting of
 ../shared/images/style with the ``balanced`` preset (4 x 4), and ``strengths.jpg``, two pairs at strength 0.25, 0.5, 1,
-2 and 4; and ``animation.webp``, a panned clip of the cat beside its painting (``fast``, 256 px). Look at them before and after a change to the engine. Jobs with the same painting and size reuse its style
-targets (the engine's cache), as a worker does.
+2 and 4; and ``animation.webp``, a panned clip of the cat beside its painting (``fast``, 256 px). Look at them before
+and after a change to the engine. Each picture's grain, losses under one yardstick and face likeness are printed
+beside it (``benchmarks/picture_metrics.py``). Jobs with the same painting and size reuse its style targets (the
+engine's cache), as a worker does.
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from benchmarks.common import IMAGES, ROOT, WEIGHTS, load_note, need_weights, open_rgb
+from benchmarks.common import IMAGES, ROOT, WEIGHTS, cpu_name, load_note, need_weights, open_rgb
+from benchmarks.picture_metrics import face, grain, yardstick
 from nst_engine import PRESETS, load_vgg, stylize
 from nst_engine.animation import encode_clip
 from nst_engine.temporal import stylize_clip
@@ -61,18 +65,40 @@ def _run(model: VGGFeatures, content: Image.Image, style: Image.Image, size: int
     return result.image, result.summary.seconds
 
 
+def _judge(model: VGGFeatures, image: Image.Image, photo: Image.Image, painting: Image.Image, photo_name: str
+           ) -> tuple[float, float, float, float | None]:  # fmt: skip
+    """(grain, content, style, face) of one picture (``picture_metrics``)."""
+    content, style = yardstick(image, photo, painting, model)
+    return grain(image, painting), content, style, face(image, photo, photo_name)
+
+
+def _figures(label: str, seconds: float, figures: tuple[float, float, float, float | None]) -> str:
+    shown = "" if figures[3] is None else f" face {figures[3]:.3f}"
+    return (f"  {label}: {seconds:.1f} s; grain {figures[0]:.3f}, content {figures[1]:.4f}, style {figures[2]:.4f}"
+            f"{shown}")  # fmt: skip
+
+
 def contact_sheet(model: VGGFeatures, size: int | None, iterations: int | None) -> Image.Image:
     photos = sorted((IMAGES / "content").iterdir())
     paintings = sorted((IMAGES / "style").iterdir())
     rows = [[_tile(Image.new("RGB", (TILE, TILE), "white"))] + [_tile(open_rgb(p), p.stem) for p in paintings]]
+    judged = []
     for photo_path in photos:
         photo = open_rgb(photo_path)
         row = [_tile(photo, photo_path.stem)]
         for painting_path in paintings:
-            image, seconds = _run(model, photo, open_rgb(painting_path), size, iterations)
-            print(f"  {photo_path.stem} x {painting_path.stem}: {seconds:.1f} s", flush=True)
+            painting = open_rgb(painting_path)
+            image, seconds = _run(model, photo, painting, size, iterations)
+            figures = _judge(model, image, photo, painting, photo_path.stem)
+            judged.append(figures)
+            print(_figures(f"{photo_path.stem} x {painting_path.stem}", seconds, figures), flush=True)
             row.append(_tile(image, f"{image.width}x{image.height}"))
         rows.append(row)
+    n = len(judged)
+    faces = [f[3] for f in judged if f[3] is not None]
+    print(f"  all {n} pairs: grain at most {max(f[0] for f in judged):.3f} (mean {sum(f[0] for f in judged) / n:.3f}), "
+          f"content mean {sum(f[1] for f in judged) / n:.4f}, style mean {sum(f[2] for f in judged) / n:.4f}, "
+          f"face at least {min(faces):.3f}", flush=True)  # fmt: skip
     return _grid(rows)
 
 
@@ -81,10 +107,17 @@ def strength_sheet(model: VGGFeatures, size: int | None, iterations: int | None)
     for content_name, style_name in STRENGTH_PAIRS:
         content, style = open_rgb(IMAGES / "content" / content_name), open_rgb(IMAGES / "style" / style_name)
         row = [_tile(content, Path(content_name).stem), _tile(style, Path(style_name).stem)]
+        judged = []
         for strength in STRENGTHS:
             image, seconds = _run(model, content, style, size, iterations, strength)
-            print(f"  {content_name} x {style_name} at strength {strength}: {seconds:.1f} s", flush=True)
+            figures = _judge(model, image, content, style, Path(content_name).stem)
+            judged.append(figures)
+            print(_figures(f"{content_name} x {style_name} at strength {strength:g}", seconds, figures), flush=True)
             row.append(_tile(image, f"strength {strength:g}"))
+        rising = all(a[1] < b[1] for a, b in itertools.pairwise(judged))
+        falling = all(a[2] > b[2] for a, b in itertools.pairwise(judged))
+        print(f"  {content_name} x {style_name}: content rises with strength: {'yes' if rising else 'NO'}; "
+              f"style falls: {'yes' if falling else 'NO'}", flush=True)  # fmt: skip
         rows.append(row)
     return _grid(rows)
 
@@ -119,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
 
     model = load_vgg(need_weights(args.weights))  # a GPU when there is one
     args.out.mkdir(parents=True, exist_ok=True)
-    print(f"balanced at {args.size or PRESETS['balanced'].size} px; {load_note()}", flush=True)
+    print(f"balanced at {args.size or PRESETS['balanced'].size} px; {cpu_name()}; {load_note()}", flush=True)
     sheets = {"contact": ("contact-sheet.jpg", contact_sheet), "strengths": ("strengths.jpg", strength_sheet)}
     for key, (name, make) in sheets.items():
         if args.only not in (None, key):
