@@ -176,7 +176,8 @@ class _StyleTargets:
         key = (self.digests[index], size, self.use_bf16, self.weights, STYLE_LAYERS)
         return self.cache.get_or_compute(key, compute)
 
-    def follow_content(self, options: StyleOptions, preset: Preset) -> bool:
+    @staticmethod
+    def follow_content(options: StyleOptions, preset: Preset) -> bool:
         """Whether the targets depend on the content (its luminance or colours), so are computed per job or frame."""
         return options.preserve_colors or preset.color == "match"
 
@@ -310,6 +311,7 @@ def stylize(
     generator = torch.Generator(device="cpu").manual_seed(opts.seed)
     image: torch.Tensor | None = None
     preset = settings.preset
+    final_side = max(scales[-1].width, scales[-1].height)
     previous_content: torch.Tensor | None = None
     for index, scale in enumerate(scales):
         content_s = resize(content_full, scale.width, scale.height)
@@ -317,8 +319,7 @@ def stylize(
         grams = targets.for_content(style_full, content_s, side, opts, preset)
         if opts.preserve_colors:
             content_s = color.grey_rgb(content_s)
-        objective = _Objective(model, content_s, grams, settings, use_bf16, side / max(scales[-1].width,
-                               scales[-1].height))  # fmt: skip
+        objective = _Objective(model, content_s, grams, settings, use_bf16, scale_ratio=side / final_side)
         if image is None:
             if opts.init == "noise":
                 image = torch.rand(content_s.shape, generator=generator).to(dev)
