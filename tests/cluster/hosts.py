@@ -119,6 +119,7 @@ class Network:
         self.bridge_ip = f"{self.prefix}.254"  # the test's own side (the fake Discord listens here)
         self.folder = Path(tempfile.mkdtemp(prefix="nstcluster-", dir=HOSTS_FOLDER))
         self.hosts: dict[str, Host] = {}
+        self.veths: list[str] = []  # the hosts' cables on the bridge, by their outside names
         try:
             run("ip", "link", "add", self.bridge, "type", "bridge")
             run("ip", "addr", "add", f"{self.bridge_ip}/24", "dev", self.bridge)
@@ -138,6 +139,7 @@ class Network:
         self.hosts[name] = Host(name, netns, ip, root)
         run("ip", "netns", "add", netns)
         run("ip", "link", "add", outside, "type", "veth", "peer", "name", "eth0", "netns", netns)
+        self.veths.append(outside)
         run("ip", "link", "set", outside, "master", self.bridge, "up")
         run("ip", "-n", netns, "addr", "add", f"{ip}/24", "dev", "eth0")
         run("ip", "-n", netns, "link", "set", "eth0", "up")
@@ -151,10 +153,19 @@ class Network:
                 host.kill_all()
             except AssertionError as exc:
                 left.append(str(exc))
+        # Each cable is deleted from outside, which takes both its ends at once; left to the namespace's deletion,
+        # the outside end goes only when the kernel gets round to destroying the namespace, after this returns.
+        for veth in self.veths:
+            run("ip", "link", "del", veth, check=False)
+        for host in self.hosts.values():
             if run("ip", "netns", "del", host.netns, check=False).returncode != 0:
                 left.append(f"namespace {host.netns}")
-        if run("ip", "link", "del", self.bridge, check=False).returncode != 0 and self.bridge in links():
-            left.append(f"bridge {self.bridge}")
+        run("ip", "link", "del", self.bridge, check=False)
+        names = [self.bridge, *self.veths]
+        deadline = time.monotonic() + 10
+        while any(name in links() for name in names) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        left += [f"link {name}" for name in names if name in links()]
         shutil.rmtree(self.folder, ignore_errors=True)
         return left
 
