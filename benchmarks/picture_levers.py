@@ -41,7 +41,8 @@ TODAY = Preset(name="today", size=512, min_size=128, scale_factor=2**0.5, iterat
                tv_form="squared", tv_scale_power=0.0, detail_weight=0.0, strength_power=1.0, lbfgs_average=0.0,
                upsample="bicubic", color="free")  # fmt: skip
 
-# name -> (preset changes, option changes); each changes one thing.
+# name -> (preset changes, option changes) from TODAY ("balanced/..." from balanced as it is now). The first group
+# changes one thing each; the last group is the candidates for the new balanced, levers together.
 LEVERS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     "today": ({}, {}),
     "balanced": ({}, {}),  # the preset as it is now, all its levers together (and "balanced/..." changes it)
@@ -58,7 +59,6 @@ LEVERS: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     "upsample-bilinear": ({"upsample": "bilinear"}, {}),
     "upsample-detail": ({"upsample": "detail"}, {}),
     "color-match": ({"color": "match"}, {}),
-    # Levers together: the candidates for the new balanced.
     "tv-smooth-10-scaled": ({"tv_form": "smooth", "tv_weight": 10.0, "tv_scale_power": 1.0}, {}),
     "up-detail+tv": ({"upsample": "detail", "tv_form": "smooth", "tv_weight": 10.0, "tv_scale_power": 1.0}, {}),
     "up-detail+tv+detail-0.2": ({"upsample": "detail", "tv_form": "smooth", "tv_weight": 10.0, "tv_scale_power": 1.0,
