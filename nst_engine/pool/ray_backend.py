@@ -105,6 +105,7 @@ class RayBackend(BackendCore[ActorSlot]):
         self._ray = RayConnection(self.address, local_cpus=local_cpus, local_gpus=local_gpus)
         self._monitor: asyncio.Task[None] | None = None
         self._reconciling: asyncio.Task[None] | None = None
+        self._sizing: asyncio.Task[None] | None = None  # the periodic size check (``_watch_cluster``)
         self._load_failures: list[Exception] = []  # weights that would not load, in a row
         self._versions = running_versions()
         self._refused: list[ClusterSetupError] = []  # actors that run another version of the project or of Ray
@@ -216,7 +217,7 @@ class RayBackend(BackendCore[ActorSlot]):
         self._drop(slot, replace_after=0.0, restarts=slot.restarts + 1)
 
     def _begin_close(self) -> None:
-        for task in (self._monitor, self._reconciling):
+        for task in (self._monitor, self._reconciling, self._sizing):
             if task is not None:
                 task.cancel()
 
@@ -341,19 +342,21 @@ class RayBackend(BackendCore[ActorSlot]):
             self._notify()  # wait_ready waits for this task too
 
     async def _watch_cluster(self) -> None:
-        """Every ``rescan`` seconds: is the head there (``head_lost_report``), and how many slots the cluster wants."""
+        """Every ``rescan`` seconds: is the head there (``head_lost_report``), and how many slots the cluster wants;
+        the size check runs beside (a head lost during it blocks it until Ray ends the process: the log says why first)."""
         head_lost = False
         while not self._closing:
             await asyncio.sleep(self.rescan)
-            try:
-                head_lost = self.address is not None and await asyncio.to_thread(
-                    head_lost_report, self.address, head_lost, log)
-                if not head_lost:
-                    await self._reconcile()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("could not check the Ray cluster's size")
+            head_lost = self.address is not None and await asyncio.to_thread(
+                head_lost_report, self.address, head_lost, log)
+            if not head_lost and (self._sizing is None or self._sizing.done()):
+                self._sizing = asyncio.ensure_future(self._size_check())
+
+    async def _size_check(self) -> None:
+        try:
+            await self._reconcile()
+        except Exception:
+            log.exception("could not check the Ray cluster's size")
 
     async def _reconcile(self, restarts: int = 0) -> None:
         import ray
